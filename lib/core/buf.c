@@ -1,0 +1,124 @@
+/*
+ * Growable output buffer used to build JSON, DOT and trace text. An
+ * allocation failure is sticky so builders check once, at the end.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core-int.h"
+
+void scrm__buf_init(scrm_buf *b, scrm_db *db)
+{
+	memset(b, 0, sizeof *b);
+	b->db = db;
+}
+
+static bool reserve(scrm_buf *b, size_t extra)
+{
+	if (b->oom)
+		return false;
+	if (b->len + extra + 1 <= b->cap)
+		return true;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < b->len + extra + 1)
+		cap *= 2;
+	char *p = scrm__realloc(b->db, b->data, cap);
+	if (!p) {
+		b->oom = true;
+		return false;
+	}
+	b->data = p;
+	b->cap = cap;
+	return true;
+}
+
+void scrm__buf_append(scrm_buf *b, const char *s, size_t n)
+{
+	if (!reserve(b, n))
+		return;
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void scrm__buf_puts(scrm_buf *b, const char *s)
+{
+	scrm__buf_append(b, s, strlen(s));
+}
+
+void scrm__buf_printf(scrm_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char small[256];
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(small, sizeof small, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		va_end(ap2);
+		b->oom = true;
+		return;
+	}
+	if ((size_t)n < sizeof small) {
+		va_end(ap2);
+		scrm__buf_append(b, small, (size_t)n);
+		return;
+	}
+	if (reserve(b, (size_t)n))
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+	if (!b->oom)
+		b->len += (size_t)n;
+	va_end(ap2);
+}
+
+void scrm__buf_json_str(scrm_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	scrm__buf_append(b, "\"", 1);
+	const char *run = s;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		scrm__buf_append(b, run, (size_t)(s - run));
+		run = s + 1;
+		switch (c) {
+		case '"': scrm__buf_append(b, "\\\"", 2); break;
+		case '\\': scrm__buf_append(b, "\\\\", 2); break;
+		case '\n': scrm__buf_append(b, "\\n", 2); break;
+		case '\r': scrm__buf_append(b, "\\r", 2); break;
+		case '\t': scrm__buf_append(b, "\\t", 2); break;
+		default: {
+			char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+			scrm__buf_append(b, u, 6);
+		}
+		}
+	}
+	scrm__buf_append(b, run, (size_t)(s - run));
+	scrm__buf_append(b, "\"", 1);
+}
+
+int scrm__buf_finish(scrm_buf *b, char **out)
+{
+	if (!b->oom && !reserve(b, 0))
+		b->oom = true;
+	if (b->oom) {
+		scrm__buf_reset(b);
+		*out = NULL;
+		return scrm__error(b->db, SCRM_NOMEM, "out of memory building output text");
+	}
+	b->data[b->len] = '\0'; /* an empty buffer was never terminated */
+	*out = b->data;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return SCRM_OK;
+}
+
+void scrm__buf_reset(scrm_buf *b)
+{
+	scrm__free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+	b->oom = false;
+}

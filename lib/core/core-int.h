@@ -1,0 +1,179 @@
+/*
+ * Internal interface of lib/core: allocation, errors, statement cache,
+ * transactions, clock and logging. Every engine talks to the database
+ * handle through this header only; it never leaves lib/.
+ */
+#ifndef SCRM_CORE_INT_H
+#define SCRM_CORE_INT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "scrm/common.h"
+#include "scrm/db.h"
+
+#if defined(__GNUC__)
+#  define SCRM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#  define SCRM_UNUSED __attribute__((unused))
+#else
+#  define SCRM_PRINTF(a, b)
+#  define SCRM_UNUSED
+#endif
+
+#define SCRM_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---------------------------------------------------------------------
+ * Allocation. Everything the library allocates goes through here so that
+ * tests can make the Nth allocation fail (per handle, or per thread for
+ * calls that have no handle). `db` may be NULL.
+ * ------------------------------------------------------------------- */
+void *scrm__malloc(scrm_db *db, size_t n);
+void *scrm__calloc(scrm_db *db, size_t count, size_t size);
+void *scrm__realloc(scrm_db *db, void *p, size_t n);
+char *scrm__strdup(scrm_db *db, const char *s);
+char *scrm__strndup(scrm_db *db, const char *s, size_t n);
+void scrm__free(void *p);
+
+/* Per-thread fault injection for handle-less allocations (tests only):
+ * the nth allocation from now fails, 0 disables. */
+void scrm__test_alloc_fail(long nth);
+
+/* ---------------------------------------------------------------------
+ * Errors. scrm__error() records code + message on the handle (or in the
+ * thread's handle-less slot when db is NULL) and returns the code, so it
+ * reads `return scrm__error(db, SCRM_INVALID, "phone '%s' ...", v);`.
+ * ------------------------------------------------------------------- */
+int scrm__error(scrm_db *db, int code, const char *fmt, ...) SCRM_PRINTF(3, 4);
+int scrm__verror(scrm_db *db, int code, const char *fmt, va_list ap) SCRM_PRINTF(3, 0);
+void scrm__clear_error(scrm_db *db);
+/* Translate a SQLite result (and the connection's message) into an scrm
+ * error on the handle; `what` names the operation. Returns the scrm code. */
+int scrm__sqlerr(scrm_db *db, int sqlite_rc, const char *what);
+/* Map a SQLite primary result code to an scrm code. */
+int scrm__map_sqlite(int sqlite_rc);
+
+/* ---------------------------------------------------------------------
+ * Growable string buffer (for JSON, DOT and trace output).
+ * On allocation failure `oom` sticks and later appends are ignored.
+ * ------------------------------------------------------------------- */
+typedef struct scrm_buf {
+	scrm_db *db;
+	char *data;
+	size_t len, cap;
+	bool oom;
+} scrm_buf;
+
+void scrm__buf_init(scrm_buf *b, scrm_db *db);
+void scrm__buf_append(scrm_buf *b, const char *s, size_t n);
+void scrm__buf_puts(scrm_buf *b, const char *s);
+void scrm__buf_printf(scrm_buf *b, const char *fmt, ...) SCRM_PRINTF(2, 3);
+/* Append `s` as a JSON string literal (quoted, escaped). */
+void scrm__buf_json_str(scrm_buf *b, const char *s);
+/* Hand the buffer to the caller (NUL-terminated, release with scrm_free);
+ * returns SCRM_NOMEM (and frees) if an append failed. */
+int scrm__buf_finish(scrm_buf *b, char **out);
+void scrm__buf_reset(scrm_buf *b);
+
+/* ---------------------------------------------------------------------
+ * The handle.
+ * ------------------------------------------------------------------- */
+sqlite3 *scrm__sqlite(scrm_db *db);
+bool scrm__readonly(const scrm_db *db);
+
+/* Cached prepared statement for a SQL text with static storage duration
+ * (the pointer is the cache key). Reset and bindings cleared on return.
+ * Returns NULL with the error set on the handle. */
+sqlite3_stmt *scrm__stmt(scrm_db *db, const char *sql);
+
+/* Run SQL without results (no user data in it). */
+int scrm__exec(scrm_db *db, const char *sql);
+
+/* Step a statement that returns no rows (or whose rows are ignored) and
+ * reset it. */
+int scrm__step_done(scrm_db *db, sqlite3_stmt *st, const char *what);
+
+/* Every public call that writes wraps its work in tx_begin / tx_end so that
+ * it is atomic on its own and nests inside a caller's batch:
+ *     if ((rc = scrm__tx_begin(db)) != SCRM_OK) return rc;
+ *     rc = work(db);
+ *     return scrm__tx_end(db, rc);
+ * tx_end commits (releases) on SCRM_OK and rolls back otherwise, keeping
+ * the error message of the failed work. */
+int scrm__tx_begin(scrm_db *db);
+/* Same for calls that only read: a deferred transaction at the outermost
+ * level (a consistent snapshot without taking the write lock). */
+int scrm__tx_begin_read(scrm_db *db);
+int scrm__tx_end(scrm_db *db, int rc);
+
+/* Entry check for every public function taking a handle: non-NULL and
+ * open. Clears the previous error. */
+int scrm__enter(scrm_db *db);
+/* Like scrm__enter, and refuses read-only handles with SCRM_READONLY. */
+int scrm__enter_write(scrm_db *db);
+
+/* Clock (milliseconds since the Unix epoch, UTC) from the handle's hook. */
+int64_t scrm__now(scrm_db *db);
+
+/* Log through the host callback (no-op without one). */
+void scrm__log(scrm_db *db, int level, const char *fmt, ...) SCRM_PRINTF(3, 4);
+
+/* Per-engine state hung on the handle (created lazily by the engine,
+ * destroyed by its destructor when the handle closes). */
+typedef enum scrm_engine_slot {
+	SCRM_ENGINE_IDENTITY = 0,
+	SCRM_ENGINE_PROFILE,
+	SCRM_ENGINE_RULES,
+	SCRM_ENGINE_TICKET,
+	SCRM_ENGINE_SETTLE,
+	SCRM_ENGINE_COUNT_
+} scrm_engine_slot;
+
+void *scrm__engine_get(scrm_db *db, scrm_engine_slot slot);
+void scrm__engine_set(scrm_db *db, scrm_engine_slot slot, void *state,
+		      void (*destroy)(scrm_db *db, void *state));
+
+/* Schema migrations: engine migrations are listed in lib/core/schema.c in
+ * the order they were released; user_version counts them. */
+typedef struct scrm_migration {
+	int version;       /* user_version after this step */
+	const char *sql;   /* one or more statements */
+} scrm_migration;
+
+#endif /* SCRM_CORE_INT_H */
+
+/* ---------------------------------------------------------------------
+ * Text helpers shared by the engines (lib/core/text.c).
+ * ------------------------------------------------------------------- */
+struct cJSON;
+
+/* Parse JSON text; on failure sets SCRM_PARSE with "line L, column C". The
+ * caller owns *root (cJSON_Delete). `what` names the input in messages. */
+int scrm__json_parse(scrm_db *db, const char *text, const char *what, struct cJSON **root);
+
+/* Fail with SCRM_INVALID naming the first member of `obj` not in the
+ * NULL-terminated `allowed` list. */
+int scrm__json_only(scrm_db *db, const struct cJSON *obj, const char *what,
+		    const char *const *allowed);
+
+/* An exactly integral JSON number in [min, max]. */
+int scrm__json_int(scrm_db *db, const struct cJSON *item, const char *what, int64_t min,
+		   int64_t max, int64_t *out);
+
+/* True if s[0..n) is well-formed UTF-8 without NUL or C0 controls other
+ * than tab/newline/carriage return. */
+bool scrm__utf8_valid(const char *s, size_t n);
+
+/* Parse an RFC 3339 timestamp ("2026-11-22T10:00:00Z", "+08:00" offsets,
+ * optional fraction) or a date "2026-11-22" (UTC midnight) into ms since
+ * the epoch. Returns false when malformed. */
+bool scrm__parse_time(const char *s, int64_t *ms);
+
+/* Format ms since the epoch as "2026-11-22T10:00:00.000Z" (buf >= 32). */
+void scrm__format_time(int64_t ms, char *buf, size_t size);
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
+int64_t scrm__days_from_civil(int64_t y, unsigned m, unsigned d);

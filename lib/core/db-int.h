@@ -1,0 +1,61 @@
+/*
+ * Layout of the scrm_db handle. Private to lib/core: engines use the
+ * accessors of core-int.h, never these fields.
+ */
+#ifndef SCRM_DB_INT_H
+#define SCRM_DB_INT_H
+
+#include "core-int.h"
+
+#define SCRM_ERRMSG_MAX 512
+
+typedef struct scrm_stmt_slot {
+	const char *sql;       /* cache key: the static SQL text pointer */
+	sqlite3_stmt *stmt;
+} scrm_stmt_slot;
+
+struct scrm_db_options {
+	unsigned int flags;
+	int busy_timeout_ms;
+	scrm_clock_fn clock;
+	void *clock_ud;
+	scrm_log_fn log;
+	void *log_ud;
+	int log_level;
+};
+
+struct scrm_db {
+	sqlite3 *sq;
+	char *path;
+	bool readonly;
+	int batch_depth;       /* scrm_db_begin nesting */
+	int tx_depth;          /* internal + batch nesting, for savepoint names */
+
+	scrm_clock_fn clock;
+	void *clock_ud;
+	scrm_log_fn log;
+	void *log_ud;
+	int log_level;
+
+	long alloc_fail_countdown;
+
+	int errcode;
+	char errmsg[SCRM_ERRMSG_MAX];
+
+	scrm_stmt_slot *stmts; /* open-addressing table keyed by SQL pointer */
+	size_t nstmts, capstmts;
+
+	struct {
+		void *state;
+		void (*destroy)(scrm_db *db, void *state);
+	} engines[SCRM_ENGINE_COUNT_];
+};
+
+/* Error slot for handle-less calls (scrm_db_open, expression compile). */
+int *scrm__tls_errcode(void);
+char *scrm__tls_errmsg(void);
+
+/* lib/core/schema.c */
+int scrm__schema_migrate(scrm_db *db);
+
+#endif /* SCRM_DB_INT_H */
