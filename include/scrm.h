@@ -8,5 +8,6 @@
 #include "scrm/version.h"
 #include "scrm/common.h"
 #include "scrm/db.h"
+#include "scrm/identity.h"
 
 #endif /* SCRM_H */

@@ -503,7 +503,7 @@ SCRM_API int scrm_db_open(const char *path, const scrm_db_options *opts, scrm_db
 		if (code)
 			return fail_open(db, code);
 	}
-	code = scrm__exec(db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;");
+	code = scrm__exec(db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;");
 	if (code)
 		return fail_open(db, code);
 	scrm__clear_error(db);

@@ -17,8 +17,12 @@ static const char core_v1[] =
 	"  value TEXT NOT NULL"
 	") WITHOUT ROWID;";
 
+/* Engine schema steps, defined in their own folders. */
+extern const char scrm__identity_schema_1[];
+
 static const scrm_migration migrations[] = {
 	{1, core_v1},
+	{2, scrm__identity_schema_1},
 };
 
 SCRM_API int scrm_schema_version(void)

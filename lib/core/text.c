@@ -20,7 +20,7 @@ int scrm__json_parse(scrm_db *db, const char *text, const char *what, cJSON **ro
 	if (!scrm__utf8_valid(text, n))
 		return scrm__error(db, SCRM_INVALID, "%s: JSON text is not valid UTF-8", what);
 	const char *end = NULL;
-	cJSON *j = cJSON_ParseWithLengthOpts(text, n, &end, 1);
+	cJSON *j = cJSON_ParseWithOpts(text, &end, 1);
 	if (!j) {
 		const char *at = end ? end : cJSON_GetErrorPtr();
 		if (!at)
