@@ -480,10 +480,12 @@ START_TEST(test_readonly)
 	tu_assert_contains(scrm_errmsg(ro), path);
 	ck_assert_int_eq(scrm_db_batch_depth(ro), 0);
 	ck_assert_int_eq(scrm_db_commit(ro), SCRM_MISUSE);
-	/* Reading works and sees what the writer commits. */
-	ck_assert_int_eq(info_rows(ro, "scrm_meta"), 1);
+	/* Reading works and sees what the writer commits (engines keep rows of
+	 * their own in scrm_meta, so count relative to the first read). */
+	long long base = info_rows(ro, "scrm_meta");
+	ck_assert_int_ge(base, 1);
 	put(rw, "after");
-	ck_assert_int_eq(info_rows(ro, "scrm_meta"), 2);
+	ck_assert_int_eq(info_rows(ro, "scrm_meta"), base + 1);
 	/* Its connection really is read-only. */
 	ck_assert_int_ne(tu_sql(ro, "INSERT INTO scrm_meta VALUES('x', 'y')"), SQLITE_OK);
 	ck_assert_int_eq(scrm_db_close(ro), SCRM_OK);
@@ -491,7 +493,7 @@ START_TEST(test_readonly)
 
 	/* With no writer around too. */
 	ro = tu_open(path, SCRM_OPEN_READONLY);
-	ck_assert_int_eq(info_rows(ro, "scrm_meta"), 2);
+	ck_assert_int_eq(info_rows(ro, "scrm_meta"), base + 1);
 	ck_assert_int_eq(scrm_db_begin(ro), SCRM_READONLY);
 	ck_assert_int_eq(scrm_db_close(ro), SCRM_OK);
 }
