@@ -136,7 +136,10 @@ void *scrm__engine_get(scrm_db *db, scrm_engine_slot slot);
 void scrm__engine_set(scrm_db *db, scrm_engine_slot slot, void *state,
 		      void (*destroy)(scrm_db *db, void *state));
 
-/* Schema migrations: engine migrations are listed in lib/core/schema.c in
+/* scrm_meta (key TEXT PRIMARY KEY, value TEXT) holds small facts of the
+ * engines; their keys are namespaced "engine.name" (e.g. identity.kinds_rev).
+ *
+ * Schema migrations: engine migrations are listed in lib/core/schema.c in
  * the order they were released; user_version counts them. */
 typedef struct scrm_migration {
 	int version;       /* user_version after this step */

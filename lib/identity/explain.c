@@ -169,7 +169,9 @@ static int v_dot(scrm_db *db, scrm_buf *b, int64_t id, int64_t root)
 		bool merge = strcmp((const char *)sqlite3_column_text(st, 1), "merge") == 0;
 		long long lid = sqlite3_column_int64(st, 0);
 		long long sv = sqlite3_column_int64(st, 2), ab = sqlite3_column_int64(st, 3);
-		scrm__buf_printf(b, "  c%lld [shape=box, label=\"customer %lld\"];\n", ab, ab);
+		/* Customers split off by an unmerge are no longer members: name them. */
+		if (!merge || sqlite3_column_type(st, 7) != SQLITE_NULL)
+			scrm__buf_printf(b, "  c%lld [shape=box, label=\"customer %lld\"];\n", ab, ab);
 		if (merge)
 			scrm__buf_printf(b, "  c%lld -> c%lld [style=dashed, color=blue, label=\"merge %lld%s\"];\n",
 					 ab, sv, lid, sqlite3_column_type(st, 7) == SQLITE_NULL ? "" : " (undone)");

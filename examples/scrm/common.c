@@ -1,0 +1,541 @@
+/*
+ * scrm — option parsing, opening the database, error reporting, JSON and
+ * time output, and the progress line, shared by every command.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define CLI_MAX_FILE (256L * 1024 * 1024)
+
+/* ------------------------------------------------------------ option parsing */
+
+enum cli_global cli_global_option(struct cli *cli, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+
+	if (!strcmp(a, "--json")) {
+		cli->json = true;
+		return CLI_GLOBAL_TAKEN;
+	}
+	if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
+		cli->verbose = true;
+		return CLI_GLOBAL_TAKEN;
+	}
+	if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+		return CLI_GLOBAL_HELP;
+	if (!strcmp(a, "--version"))
+		return CLI_GLOBAL_VERSION;
+	if (!strncmp(a, "--db=", 5)) {
+		cli->db_path = a + 5;
+		return CLI_GLOBAL_TAKEN;
+	}
+	if (!strcmp(a, "--db")) {
+		if (*i + 1 >= argc)
+			return CLI_GLOBAL_NOARG;
+		cli->db_path = argv[++*i];
+		return CLI_GLOBAL_TAKEN;
+	}
+	return CLI_GLOBAL_NONE;
+}
+
+static const struct cli_opt *find_opt(const struct cli_opt *opts, const char *a, const char **inl)
+{
+	*inl = NULL;
+	if (!opts)
+		return NULL;
+	for (const struct cli_opt *o = opts; o->name; o++) {
+		if (a[1] != '-') {
+			if (o->shortname && a[1] == o->shortname && a[2] == '\0')
+				return o;
+			continue;
+		}
+		size_t n = strlen(o->name);
+		if (strncmp(a + 2, o->name, n))
+			continue;
+		if (a[2 + n] == '\0')
+			return o;
+		if (a[2 + n] == '=') {
+			*inl = a + 3 + n;
+			return o;
+		}
+	}
+	return NULL;
+}
+
+int cli_parse(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
+	      const struct cli_opt *opts, const char **pos, int min, int max, int *npos)
+{
+	/* The first problem is reported after the loop so that --help anywhere wins. */
+	char err[256] = "";
+	bool help = false, version = false, dashdash = false;
+	int n = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!dashdash && a[0] == '-' && a[1] != '\0') {
+			if (!strcmp(a, "--")) {
+				dashdash = true;
+				continue;
+			}
+			switch (cli_global_option(cli, argc, argv, &i)) {
+			case CLI_GLOBAL_TAKEN:
+				continue;
+			case CLI_GLOBAL_HELP:
+				help = true;
+				continue;
+			case CLI_GLOBAL_VERSION:
+				version = true;
+				continue;
+			case CLI_GLOBAL_NOARG:
+				if (!err[0])
+					snprintf(err, sizeof err, "option '%s' needs an argument", a);
+				continue;
+			case CLI_GLOBAL_NONE:
+				break;
+			}
+			const char *inl;
+			const struct cli_opt *o = find_opt(opts, a, &inl);
+			if (!o) {
+				if (!err[0])
+					snprintf(err, sizeof err, "unknown option '%s'", a);
+				continue;
+			}
+			if (o->flag) {
+				if (inl && !err[0])
+					snprintf(err, sizeof err, "option '--%s' takes no argument", o->name);
+				*o->flag = true;
+			} else if (inl) {
+				*o->value = inl;
+			} else if (i + 1 < argc) {
+				*o->value = argv[++i];
+			} else if (!err[0]) {
+				snprintf(err, sizeof err, "option '%s' needs an argument", a);
+			}
+			continue;
+		}
+		if (n >= max) {
+			if (!err[0])
+				snprintf(err, sizeof err, "unexpected argument '%s'", a);
+			continue;
+		}
+		pos[n++] = a;
+	}
+	if (help) {
+		cli_print_help(stdout, cmd);
+		return CLI_EXIT_OK;
+	}
+	if (version)
+		return cli_print_version(cli);
+	if (err[0])
+		return cli_usage_error(cli, cmd, "%s", err);
+	if (n < min)
+		return cli_usage_error(cli, cmd, "missing argument%s (expected %s%d, got %d)",
+				       min - n > 1 ? "s" : "", max > min ? "at least " : "", min, n);
+	if (npos)
+		*npos = n;
+	return -1;
+}
+
+int cli_run_subcommand(struct cli *cli, const struct cli_cmd *group, int argc, char **argv)
+{
+	bool help = false;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (a[0] != '-' || a[1] == '\0')
+			break;
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		}
+		switch (cli_global_option(cli, argc, argv, &i)) {
+		case CLI_GLOBAL_TAKEN:
+			continue;
+		case CLI_GLOBAL_HELP:
+			help = true;
+			continue;
+		case CLI_GLOBAL_VERSION:
+			return cli_print_version(cli);
+		case CLI_GLOBAL_NOARG:
+			return cli_usage_error(cli, group, "option '%s' needs an argument", a);
+		case CLI_GLOBAL_NONE:
+			return cli_usage_error(cli, group, "unknown option '%s' (options go after the subcommand)", a);
+		}
+	}
+	if (i >= argc) {
+		if (help) {
+			cli_print_help(stdout, group);
+			return CLI_EXIT_OK;
+		}
+		return cli_usage_error(cli, group, "missing subcommand");
+	}
+	for (const struct cli_cmd *s = group->subs; s->name; s++) {
+		if (strcmp(s->name, argv[i]))
+			continue;
+		static char name[128];
+		snprintf(name, sizeof name, "%s %s", group->name, s->name);
+		cli->cmdname = name;
+		if (help) {
+			cli_print_help(stdout, s);
+			return CLI_EXIT_OK;
+		}
+		return s->run(cli, s, argc - i, argv + i);
+	}
+	return cli_usage_error(cli, group, "unknown subcommand '%s'", argv[i]);
+}
+
+void cli_print_help(FILE *f, const struct cli_cmd *cmd)
+{
+	fprintf(f, "usage: scrm %s\n", cmd->usage);
+	if (cmd->summary)
+		fprintf(f, "\n%s\n", cmd->summary);
+	if (cmd->subs) {
+		fputs("\nsubcommands:\n", f);
+		for (const struct cli_cmd *s = cmd->subs; s->name; s++)
+			fprintf(f, "  %-34s %s\n", s->usage, s->summary);
+	}
+	if (cmd->help)
+		fprintf(f, "\n%s", cmd->help);
+	fputs("\nglobal options: --db FILE (default $SCRM_DB or ./" SCRM_DEFAULT_DB_PATH
+	      "), --json, --verbose, --help, --version\n", f);
+}
+
+int cli_usage_error(struct cli *cli, const struct cli_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("scrm: ", stderr);
+	if (cli->cmdname)
+		fprintf(stderr, "%s: ", cli->cmdname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (cmd) {
+		fprintf(stderr, "usage: scrm %s\n", cmd->usage);
+		fprintf(stderr, "Try 'scrm %s --help' for more.\n", cli->cmdname ? cli->cmdname : cmd->name);
+	} else {
+		fputs("usage: scrm [--db FILE] [--json] <command> [<args>]\n"
+		      "Try 'scrm --help' for the list of commands.\n", stderr);
+	}
+	return CLI_EXIT_USAGE;
+}
+
+int cli_print_version(struct cli *cli)
+{
+	if (cli->json) {
+		printf("{\"tool\":");
+		cli_json_str(stdout, SCRM_VERSION_STRING);
+		printf(",\"library\":");
+		cli_json_str(stdout, scrm_version());
+		printf(",\"schema_version\":%d}\n", scrm_schema_version());
+	} else {
+		printf("scrm %s\n", SCRM_VERSION_STRING);
+		printf("libscrm %s\n", scrm_version());
+		printf("schema version %d\n", scrm_schema_version());
+	}
+	return CLI_EXIT_OK;
+}
+
+int cli_parse_id(struct cli *cli, const struct cli_cmd *cmd, const char *what, const char *s,
+		 int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long v = (s[0] >= '0' && s[0] <= '9') ? strtoll(s, &end, 10) : 0;
+	if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno || v <= 0)
+		return cli_usage_error(cli, cmd, "%s must be a positive integer, not '%s'", what, s);
+	*out = (int64_t)v;
+	return -1;
+}
+
+/* -------------------------------------------------------------- the database */
+
+static void log_to_stderr(void *ud, int level, const char *msg)
+{
+	static const char *const names[] = {"", "error", "warning", "info", "debug"};
+	(void)ud;
+	fprintf(stderr, "scrm: %s: %s\n", level >= 1 && level <= 4 ? names[level] : "log", msg);
+}
+
+scrm_db *cli_open(struct cli *cli, bool create)
+{
+	scrm_db_options *opts = NULL;
+	scrm_db *db = NULL;
+	int rc = scrm_db_options_new(&opts);
+	if (rc == SCRM_OK)
+		rc = scrm_db_options_set_flags(opts, create ? SCRM_OPEN_CREATE : 0);
+	if (rc == SCRM_OK)
+		rc = scrm_db_options_set_log(opts, log_to_stderr, NULL,
+					     cli->verbose ? SCRM_LOG_DEBUG : SCRM_LOG_WARN);
+	if (rc == SCRM_OK)
+		rc = scrm_db_open(cli->db_path, opts, &db);
+	scrm_db_options_free(opts);
+	if (rc != SCRM_OK) {
+		cli_lib_error(cli, NULL, rc);
+		if (rc == SCRM_NOTFOUND && !create)
+			fprintf(stderr, "scrm: run 'scrm init' to create it, or name another file with --db FILE\n");
+		return NULL;
+	}
+	return db;
+}
+
+int cli_close(struct cli *cli, scrm_db *db, int rc)
+{
+	int crc = scrm_db_close(db);
+	if (crc != SCRM_OK) {
+		cli_error(cli, "closing '%s' failed (%s)", cli->db_path, scrm_errstr(crc));
+		return CLI_EXIT_ERROR;
+	}
+	return rc;
+}
+
+/* -------------------------------------------------------------------- errors */
+
+int cli_lib_error(struct cli *cli, scrm_db *db, int rc)
+{
+	fprintf(stderr, "scrm: %s: %s (%s)\n", cli->cmdname ? cli->cmdname : "error",
+		scrm_errmsg(db), scrm_errstr(rc));
+	return CLI_EXIT_ERROR;
+}
+
+int cli_error(struct cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "scrm: %s: ", cli->cmdname ? cli->cmdname : "error");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CLI_EXIT_ERROR;
+}
+
+/* --------------------------------------------------------------------- output */
+
+void cli_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '"': fputs("\\\"", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\r': fputs("\\r", f); break;
+		case '\t': fputs("\\t", f); break;
+		default:
+			if (*p < 0x20)
+				fprintf(f, "\\u%04x", *p);
+			else
+				fputc(*p, f);
+		}
+	}
+	fputc('"', f);
+}
+
+static void indent(FILE *f, int depth)
+{
+	fputc('\n', f);
+	for (int i = 0; i < depth; i++)
+		fputs("  ", f);
+}
+
+/*
+ * Re-indent compact JSON text token by token. Working on the text (not on a
+ * parsed tree) keeps every number exactly as the library wrote it: cJSON
+ * holds numbers as doubles, which would round 64-bit ids.
+ */
+static void print_indented(FILE *f, const char *s)
+{
+	int depth = 0;
+	bool in_str = false;
+
+	for (const char *p = s; *p; p++) {
+		char c = *p;
+		if (in_str) {
+			fputc(c, f);
+			if (c == '\\' && p[1])
+				fputc(*++p, f);
+			else if (c == '"')
+				in_str = false;
+			continue;
+		}
+		switch (c) {
+		case '"':
+			in_str = true;
+			fputc(c, f);
+			break;
+		case '{':
+		case '[': {
+			const char *q = p + 1;
+			while (*q == ' ' || *q == '\n' || *q == '\t' || *q == '\r')
+				q++;
+			if (*q == (c == '{' ? '}' : ']')) { /* empty container stays on one line */
+				fputc(c, f);
+				fputc(*q, f);
+				p = q;
+				break;
+			}
+			fputc(c, f);
+			indent(f, ++depth);
+			break;
+		}
+		case '}':
+		case ']':
+			indent(f, depth > 0 ? --depth : 0);
+			fputc(c, f);
+			break;
+		case ',':
+			fputc(c, f);
+			indent(f, depth);
+			break;
+		case ':':
+			fputs(": ", f);
+			break;
+		case ' ':
+		case '\n':
+		case '\t':
+		case '\r':
+			break;
+		default:
+			fputc(c, f);
+		}
+	}
+	fputc('\n', f);
+}
+
+void cli_print_json(struct cli *cli, const char *json)
+{
+	if (cli->json)
+		printf("%s\n", json);
+	else
+		print_indented(stdout, json);
+}
+
+/* Terminal columns of one code point: 2 for East Asian wide ranges, else 1. */
+static int cp_width(unsigned cp)
+{
+	return (cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF) ||
+			       (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF) ||
+			       (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
+			       (cp >= 0xFFE0 && cp <= 0xFFE6) || (cp >= 0x1F300 && cp <= 0x1FAFF) ||
+			       (cp >= 0x20000 && cp <= 0x3FFFD)
+		       ? 2
+		       : 1;
+}
+
+void cli_pad(FILE *f, const char *s, int width)
+{
+	int cols = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		unsigned cp = *p;
+		int extra = cp >= 0xF0 ? 3 : cp >= 0xE0 ? 2 : cp >= 0xC0 ? 1 : 0;
+		if (extra)
+			cp &= 0x3Fu >> extra;
+		p++;
+		for (; extra > 0 && (*p & 0xC0) == 0x80; extra--)
+			cp = (cp << 6) | (*p++ & 0x3Fu);
+		cols += cp_width(cp);
+	}
+	fputs(s, f);
+	do
+		fputc(' ', f);
+	while (++cols < width);
+}
+
+const char *cli_format_time(int64_t ms, char *buf, size_t size)
+{
+	int64_t secs = ms / 1000 - (ms % 1000 < 0);
+	time_t t = (time_t)secs;
+	struct tm tm;
+	if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M:%SZ", &tm))
+		snprintf(buf, size, "%lld ms", (long long)ms);
+	return buf;
+}
+
+char *cli_read_file(struct cli *cli, const char *path)
+{
+	bool is_stdin = !strcmp(path, "-");
+	FILE *f = is_stdin ? stdin : fopen(path, "rb");
+	if (!f) {
+		cli_error(cli, "cannot open '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	while (buf) {
+		if (len + 1 >= cap) {
+			char *nb = cap < (size_t)CLI_MAX_FILE ? realloc(buf, cap * 2) : NULL;
+			if (!nb) {
+				cli_error(cli, "'%s' is too large (limit %ld MiB)", path, CLI_MAX_FILE >> 20);
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		size_t n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (buf && ferror(f)) {
+		cli_error(cli, "cannot read '%s': %s", path, strerror(errno));
+		free(buf);
+		buf = NULL;
+	}
+	if (!is_stdin)
+		fclose(f);
+	if (!buf)
+		return NULL;
+	buf[len] = '\0';
+	if (strlen(buf) != len) {
+		cli_error(cli, "'%s' contains a NUL byte at offset %zu", path, strlen(buf));
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* ------------------------------------------------------------------ progress */
+
+double cli_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void cli_progress_start(struct cli_progress *p)
+{
+	p->enabled = isatty(STDERR_FILENO);
+	p->start = p->last = cli_seconds();
+	p->drawn = false;
+}
+
+void cli_progress_update(struct cli_progress *p, long long lines)
+{
+	if (!p->enabled)
+		return;
+	double now = cli_seconds();
+	if (now - p->last < 0.2)
+		return;
+	p->last = now;
+	double rate = now > p->start ? (double)lines / (now - p->start) : 0;
+	fprintf(stderr, "\r%10lld lines %8.0f/s", lines, rate);
+	fflush(stderr);
+	p->drawn = true;
+}
+
+void cli_progress_end(struct cli_progress *p)
+{
+	if (p->drawn)
+		fputs("\r\033[K", stderr);
+	p->drawn = false;
+}
