@@ -109,6 +109,12 @@ int scrm__tx_begin(scrm_db *db);
 int scrm__tx_begin_read(scrm_db *db);
 int scrm__tx_end(scrm_db *db, int rc);
 
+/* Serial number of the open outermost transaction (0 when none). While it
+ * stays the same, no other connection can have committed in between if the
+ * transaction is a write transaction (scrm__tx_in_write). */
+uint64_t scrm__tx_serial(const scrm_db *db);
+bool scrm__tx_in_write(const scrm_db *db);
+
 /* Entry check for every public function taking a handle: non-NULL and
  * open. Clears the previous error. */
 int scrm__enter(scrm_db *db);

@@ -30,6 +30,8 @@ struct scrm_db {
 	bool readonly;
 	int batch_depth;       /* scrm_db_begin nesting */
 	int tx_depth;          /* internal + batch nesting, for savepoint names */
+	uint64_t tx_serial;    /* counts outermost transactions */
+	bool tx_write;         /* the outermost transaction holds the write lock */
 
 	scrm_clock_fn clock;
 	void *clock_ud;

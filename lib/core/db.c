@@ -291,9 +291,14 @@ static int tx_open(scrm_db *db, bool write)
 	if (db->tx_depth >= SCRM_MAX_TX_DEPTH)
 		return scrm__error(db, SCRM_LIMIT, "transactions nested deeper than %d", SCRM_MAX_TX_DEPTH);
 	int rc;
-	if (db->tx_depth == 0 || sqlite3_get_autocommit(db->sq))
-		rc = run_cached(db, db->readonly || !write ? sql_begin_read : sql_begin, "beginning a transaction");
-	else
+	if (db->tx_depth == 0 || sqlite3_get_autocommit(db->sq)) {
+		bool w = write && !db->readonly;
+		rc = run_cached(db, w ? sql_begin : sql_begin_read, "beginning a transaction");
+		if (rc == SCRM_OK) {
+			db->tx_serial++;
+			db->tx_write = w;
+		}
+	} else
 		rc = run_cached(db, sp_sql[db->tx_depth], "opening a savepoint");
 	if (rc == SCRM_OK)
 		db->tx_depth++;
@@ -329,6 +334,16 @@ static int tx_close(scrm_db *db, bool commit)
 			return rc;
 	}
 	return run_cached(db, rl_sql[d], "releasing a savepoint");
+}
+
+uint64_t scrm__tx_serial(const scrm_db *db)
+{
+	return db->tx_depth > 0 ? db->tx_serial : 0;
+}
+
+bool scrm__tx_in_write(const scrm_db *db)
+{
+	return db->tx_depth > 0 && db->tx_write;
 }
 
 int scrm__tx_begin(scrm_db *db)

@@ -15,9 +15,14 @@ static const char sql_history[] =
 	"WHERE survivor IN (SELECT id FROM customer WHERE root=?1) "
 	"OR absorbed IN (SELECT id FROM customer WHERE root=?1) ORDER BY id";
 static const char sql_members[] = "SELECT id FROM customer WHERE root=?1 AND id<>?1 ORDER BY id";
+/* Observations that attached an identifier now held, merged, or recorded a
+ * conflict involving this customer's members. */
 static const char sql_obs[] =
-	"SELECT id, channel, at, customer, outcome FROM observation WHERE customer IN "
-	"(SELECT id FROM customer WHERE root=?1) ORDER BY id";
+	"WITH m(id) AS (SELECT id FROM customer WHERE root=?1) "
+	"SELECT id, channel, at, customer, outcome FROM observation WHERE id IN ("
+	" SELECT obs FROM ident WHERE customer=?1"
+	" UNION SELECT obs FROM merge_log WHERE survivor IN m OR absorbed IN m"
+	" UNION SELECT obs FROM id_conflict WHERE owner IN m OR target IN m) ORDER BY id";
 static const char sql_conflicts[] =
 	"SELECT c.id, c.obs, k.name, c.value, c.owner, c.target, c.reason, c.at FROM id_conflict c "
 	"JOIN id_kind k ON k.id = c.kind WHERE c.owner IN (SELECT id FROM customer WHERE root=?1) "

@@ -247,11 +247,19 @@ static int data_version(scrm_db *db, int64_t *v)
 int id__state(scrm_db *db, id_state **out)
 {
 	id_state *s = scrm__engine_get(db, SCRM_ENGINE_IDENTITY);
+	/* Nobody else can commit while we hold the write lock: checked once
+	 * per write transaction is enough. */
+	uint64_t serial = scrm__tx_in_write(db) ? scrm__tx_serial(db) : 0;
+	if (s && serial && s->fresh_in_tx == serial && s->rev[0]) {
+		*out = s;
+		return SCRM_OK;
+	}
 	int rc;
 	int64_t dv = 0;
 	if ((rc = data_version(db, &dv)))
 		return rc;
-	if (s && dv == s->data_version) {
+	if (s && dv == s->data_version && s->rev[0]) {
+		s->fresh_in_tx = serial;
 		*out = s;
 		return SCRM_OK;
 	}
@@ -260,6 +268,7 @@ int id__state(scrm_db *db, id_state **out)
 		return rc;
 	if (s && strcmp(rev, s->rev) == 0) {
 		s->data_version = dv;
+		s->fresh_in_tx = serial;
 		*out = s;
 		return SCRM_OK;
 	}
@@ -282,6 +291,7 @@ int id__state(scrm_db *db, id_state **out)
 	if ((rc = load_kinds(db, s)))
 		return rc;
 	s->data_version = dv;
+	s->fresh_in_tx = serial;
 	memcpy(s->rev, rev, sizeof rev);
 	*out = s;
 	return SCRM_OK;
@@ -376,6 +386,7 @@ SCRM_API int scrm_identity_kind_set(scrm_db *db, const char *json)
 	if (cached) {
 		cached->rev[0] = '\0';
 		cached->data_version = -1;
+		cached->fresh_in_tx = 0;
 	}
 	scrm__free(text);
 	kind_clear(&k);

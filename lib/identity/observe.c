@@ -454,6 +454,8 @@ out:
 	return rc;
 }
 
+static int resolve(scrm_db *db, const char *kind, const char *value, int64_t *customer);
+
 SCRM_API int scrm_identity_resolve(scrm_db *db, const char *kind, const char *value,
 				   int64_t *customer)
 {
@@ -462,6 +464,16 @@ SCRM_API int scrm_identity_resolve(scrm_db *db, const char *kind, const char *va
 		return rc;
 	if (!kind || !value || !customer)
 		return scrm__error(db, SCRM_MISUSE, "scrm_identity_resolve: NULL argument");
+	/* One read transaction for the cache check and the lookup: one lock
+	 * round instead of two implicit ones. */
+	if ((rc = scrm__tx_begin_read(db)))
+		return rc;
+	return scrm__tx_end(db, resolve(db, kind, value, customer));
+}
+
+static int resolve(scrm_db *db, const char *kind, const char *value, int64_t *customer)
+{
+	int rc;
 	id_state *ids;
 	if ((rc = id__state(db, &ids)))
 		return rc;
