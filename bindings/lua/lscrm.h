@@ -1,0 +1,104 @@
+/*
+ * Lua binding of libscrm: shared declarations and the compatibility shims
+ * that let one source build against Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT.
+ */
+#ifndef LSCRM_H
+#define LSCRM_H
+
+#include <stdint.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "scrm/db.h"
+
+/* ------------------------------------------------------------ compat */
+
+#if LUA_VERSION_NUM < 502
+/* Lua 5.1 and LuaJIT. */
+#  define lua_rawlen(L, i) lua_objlen((L), (i))
+#  define lua_absindex(L, i) ((i) > 0 || (i) <= LUA_REGISTRYINDEX ? (i) : lua_gettop(L) + (i) + 1)
+void lscrm_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
+void *lscrm_testudata(lua_State *L, int idx, const char *tname);
+void lscrm_setmetatable(lua_State *L, const char *tname);
+#  define luaL_setfuncs(L, l, n) lscrm_setfuncs((L), (l), (n))
+#  define luaL_testudata(L, i, t) lscrm_testudata((L), (i), (t))
+#  define luaL_setmetatable(L, t) lscrm_setmetatable((L), (t))
+#endif
+
+#if LUA_VERSION_NUM >= 503
+/* Integers are 64-bit (unless Lua was built with LUA_32BITS): ids are exact. */
+#  define LSCRM_HAVE_INT64 1
+#else
+/* lua_Number is a double: ids above 2^53 cannot be represented exactly. */
+#  define LSCRM_HAVE_INT64 0
+#endif
+
+/* ------------------------------------------------------------ handle */
+
+#define LSCRM_DB_MT "scrm.db"
+#define LSCRM_ERROR_MT "scrm.error"
+
+/* Slots of the per-handle registry table holding the Lua side of the hooks.
+ * The table is created with all three array slots filled so storing into
+ * them later never allocates (it happens inside library callbacks). */
+enum { LSCRM_SLOT_CLOCK = 1, LSCRM_SLOT_LOG = 2, LSCRM_SLOT_PENDING = 3 };
+
+typedef struct lscrm_db {
+	scrm_db *db;       /* NULL once closed (or when open failed) */
+	lua_State *L;      /* thread of the call in progress; the hooks run on it */
+	int ref;           /* registry ref of the slots table, or LUA_NOREF */
+	int in_call;       /* a library call is running: callbacks must not re-enter */
+	int has_pending;   /* a hook raised an error, kept in LSCRM_SLOT_PENDING */
+	char *owned;       /* library string being copied into Lua (freed if that throws) */
+} lscrm_db;
+
+/* Raise `{code=, name=, message=}` (metatable LSCRM_ERROR_MT). */
+int lscrm_raise(lua_State *L, int code, const char *fmt, ...);
+/* Push (without raising) the same error table. */
+void lscrm_push_error(lua_State *L, int code, const char *msg);
+
+/* Check arg `idx` is an open handle not busy in a call; bind it to L. */
+lscrm_db *lscrm_enter(lua_State *L, int idx);
+
+/* Call bracket: mark the handle busy around a library call; yields its result. */
+static inline int lscrm_call_end(lscrm_db *ud, int rc)
+{
+	ud->in_call = 0;
+	return rc;
+}
+#define LSCRM_CALL(ud, expr) ((ud)->in_call = 1, lscrm_call_end((ud), (expr)))
+
+/*
+ * After a library call: raise a hook's error if one is pending, else the
+ * library's error when rc != SCRM_OK. `out` (may be NULL) is a library string
+ * that is released on every path; on success it is pushed (or decoded from
+ * JSON into a table when `json` is set). Returns the number of values pushed.
+ */
+int lscrm_finish(lua_State *L, lscrm_db *ud, int rc, char *out, int json);
+/* Like lscrm_finish(..., NULL, 0) but pushes nothing. */
+void lscrm_check(lua_State *L, lscrm_db *ud, int rc);
+
+/* Ids: int64 from/to Lua (exact on 5.3+, doubles below). */
+int64_t lscrm_checkid(lua_State *L, int idx);
+void lscrm_pushid(lua_State *L, int64_t v);
+int lscrm_toint64(lua_State *L, int idx, int64_t *out);
+/* A string argument that must not contain NUL bytes (the C API uses C strings). */
+const char *lscrm_checkcstr(lua_State *L, int idx);
+const char *lscrm_optcstr(lua_State *L, int idx);
+
+/* Options tables: reject unknown keys; read typed fields (nil -> default). */
+void lscrm_checkopts(lua_State *L, int idx, const char *const *known);
+int lscrm_optbool(lua_State *L, int idx, const char *name, int dflt);
+int64_t lscrm_optint(lua_State *L, int idx, const char *name, int64_t dflt, int64_t lo, int64_t hi);
+
+/* JSON: decode the library's output into Lua values; encode a Lua table. */
+void lscrm_json_push(lua_State *L, const char *s, size_t len);
+void lscrm_json_encode(lua_State *L, int idx); /* pushes the text */
+/* Push the light userdata used as JSON null (`scrm.null`). */
+#define lscrm_pushnull(L) lua_pushlightuserdata((L), NULL)
+
+/* Method tables. */
+extern const luaL_Reg lscrm_identity_methods[];
+
+#endif /* LSCRM_H */
