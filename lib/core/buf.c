@@ -72,17 +72,41 @@ void scrm__buf_printf(scrm_buf *b, const char *fmt, ...)
 	va_end(ap2);
 }
 
+/* Length of the well-formed UTF-8 sequence at p (1-4), or 0 if invalid. */
+static int utf8_seq(const unsigned char *p)
+{
+	int len = *p < 0xC0 ? 0 : *p < 0xE0 ? 2 : *p < 0xF0 ? 3 : *p < 0xF8 ? 4 : 0;
+	for (int i = 1; i < len; i++)
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+	return len && scrm__utf8_valid((const char *)p, (size_t)len) ? len : 0;
+}
+
 void scrm__buf_json_str(scrm_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	scrm__buf_append(b, "\"", 1);
 	const char *run = s;
-	for (; *s; s++) {
+	while (*s) {
 		unsigned char c = (unsigned char)*s;
-		if (c >= 0x20 && c != '"' && c != '\\')
+		if (c >= 0x80) {
+			/* Output is always valid UTF-8: a bad byte becomes U+FFFD. */
+			int n = utf8_seq((const unsigned char *)s);
+			if (n) {
+				s += n;
+				continue;
+			}
+			scrm__buf_append(b, run, (size_t)(s - run));
+			scrm__buf_append(b, "\\ufffd", 6);
+			run = ++s;
 			continue;
+		}
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			s++;
+			continue;
+		}
 		scrm__buf_append(b, run, (size_t)(s - run));
-		run = s + 1;
+		run = ++s;
 		switch (c) {
 		case '"': scrm__buf_append(b, "\\\"", 2); break;
 		case '\\': scrm__buf_append(b, "\\\\", 2); break;

@@ -176,6 +176,10 @@ int scrm__json_int(scrm_db *db, const struct cJSON *item, const char *what, int6
  * than tab/newline/carriage return. */
 bool scrm__utf8_valid(const char *s, size_t n);
 
+/* Bytes of the longest prefix of s, at most `max`, that ends on a UTF-8
+ * character boundary: for quoting user text in messages as "%.*s". */
+int scrm__utf8_clip(const char *s, int max);
+
 /* Parse an RFC 3339 timestamp ("2026-11-22T10:00:00Z", "+08:00" offsets,
  * optional fraction) or a date "2026-11-22" (UTC midnight) into ms since
  * the epoch. Returns false when malformed. */

@@ -40,6 +40,28 @@ SCRM_API const char *scrm_errstr(int code)
 	}
 }
 
+/* Messages quote user input and are cut at SCRM_ERRMSG_MAX: keep them
+ * valid UTF-8 for hosts that decode them (Python, Lua, JSON logs). */
+static void sanitize_utf8(char *m)
+{
+	unsigned char *p = (unsigned char *)m;
+	while (*p) {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		int len = *p < 0xC0 ? 0 : *p < 0xE0 ? 2 : *p < 0xF0 ? 3 : *p < 0xF8 ? 4 : 0;
+		int ok = len > 0;
+		for (int i = 1; ok && i < len; i++)
+			ok = (p[i] & 0xC0) == 0x80;
+		if (ok && scrm__utf8_valid((const char *)p, (size_t)len)) {
+			p += len;
+		} else {
+			*p++ = '?';
+		}
+	}
+}
+
 int scrm__verror(scrm_db *db, int code, const char *fmt, va_list ap)
 {
 	char *msg = db ? db->errmsg : tls_msg;
@@ -51,6 +73,7 @@ int scrm__verror(scrm_db *db, int code, const char *fmt, va_list ap)
 		vsnprintf(msg, SCRM_ERRMSG_MAX, fmt, ap);
 	else
 		snprintf(msg, SCRM_ERRMSG_MAX, "%s", scrm_errstr(code));
+	sanitize_utf8(msg);
 	if (db && code != SCRM_OK)
 		scrm__log(db, SCRM_LOG_DEBUG, "error %d (%s): %s", code, scrm_errstr(code), msg);
 	return code;

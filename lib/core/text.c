@@ -114,6 +114,19 @@ bool scrm__utf8_valid(const char *str, size_t n)
 	return true;
 }
 
+int scrm__utf8_clip(const char *s, int max)
+{
+	int n = 0;
+	while (n < max && s[n])
+		n++;
+	if (s[n] == '\0')
+		return n;
+	/* Cut before a continuation byte's lead so no character is split. */
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
 int64_t scrm__days_from_civil(int64_t y, unsigned m, unsigned d)
 {
 	y -= m <= 2;

@@ -34,9 +34,8 @@ typedef struct id_kind {
 typedef struct id_state {
 	id_kind *kinds;               /* sorted by (priority, name) */
 	size_t nkinds;
-	int64_t data_version;         /* PRAGMA data_version when loaded */
 	uint64_t fresh_in_tx;         /* write transaction in which it was checked */
-	char rev[32];                 /* scrm_meta 'identity.kinds_rev' when loaded */
+	char rev[32];                 /* scrm_meta 'identity.kinds_rev' when loaded ("" = stale) */
 	pcre2_match_data *md;
 	pcre2_match_context *mctx;
 } id_state;

@@ -12,7 +12,6 @@
 
 static const char sql_kinds[] = "SELECT id, definition FROM id_kind ORDER BY priority, name";
 static const char sql_rev[] = "SELECT value FROM scrm_meta WHERE key='identity.kinds_rev'";
-static const char sql_data_version[] = "PRAGMA data_version";
 
 static void kind_clear(id_kind *k)
 {
@@ -233,17 +232,6 @@ static int load_kinds(scrm_db *db, id_state *s)
 	return SCRM_OK;
 }
 
-static int data_version(scrm_db *db, int64_t *v)
-{
-	sqlite3_stmt *st = scrm__stmt(db, sql_data_version);
-	if (!st)
-		return scrm_errcode(db);
-	int rc = sqlite3_step(st);
-	*v = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? SCRM_OK : scrm__sqlerr(db, rc, "reading data_version");
-}
-
 int id__state(scrm_db *db, id_state **out)
 {
 	id_state *s = scrm__engine_get(db, SCRM_ENGINE_IDENTITY);
@@ -254,20 +242,13 @@ int id__state(scrm_db *db, id_state **out)
 		*out = s;
 		return SCRM_OK;
 	}
-	int rc;
-	int64_t dv = 0;
-	if ((rc = data_version(db, &dv)))
-		return rc;
-	if (s && dv == s->data_version && s->rev[0]) {
-		s->fresh_in_tx = serial;
-		*out = s;
-		return SCRM_OK;
-	}
+	/* Compare the stored revision, not PRAGMA data_version: the latter does
+	 * not move when this connection itself commits or rolls back. */
 	char rev[32];
-	if ((rc = read_rev(db, rev)))
+	int rc = read_rev(db, rev);
+	if (rc)
 		return rc;
-	if (s && strcmp(rev, s->rev) == 0) {
-		s->data_version = dv;
+	if (s && s->rev[0] && strcmp(rev, s->rev) == 0) {
 		s->fresh_in_tx = serial;
 		*out = s;
 		return SCRM_OK;
@@ -288,9 +269,9 @@ int id__state(scrm_db *db, id_state **out)
 		pcre2_set_heap_limit(s->mctx, 1024);
 		scrm__engine_set(db, SCRM_ENGINE_IDENTITY, s, state_destroy);
 	}
+	s->rev[0] = '\0';
 	if ((rc = load_kinds(db, s)))
 		return rc;
-	s->data_version = dv;
 	s->fresh_in_tx = serial;
 	memcpy(s->rev, rev, sizeof rev);
 	*out = s;
@@ -385,7 +366,6 @@ SCRM_API int scrm_identity_kind_set(scrm_db *db, const char *json)
 	id_state *cached = scrm__engine_get(db, SCRM_ENGINE_IDENTITY);
 	if (cached) {
 		cached->rev[0] = '\0';
-		cached->data_version = -1;
 		cached->fresh_in_tx = 0;
 	}
 	scrm__free(text);
@@ -462,7 +442,7 @@ SCRM_API int scrm_identity_normalize(scrm_db *db, const char *kind, const char *
 		return scrm__error(db, SCRM_NOTFOUND, "identifier kind '%s' is not registered", kind);
 	char norm[ID_VALUE_MAX + 1], why[96];
 	if (id__normalize(st, k, value, norm, why, sizeof why))
-		return scrm__error(db, SCRM_INVALID, "%s value '%.64s' rejected: %s", kind, value, why);
+		return scrm__error(db, SCRM_INVALID, "%s value '%.*s' rejected: %s", kind, scrm__utf8_clip(value, 64), value, why);
 	*out = scrm__strdup(db, norm);
 	return *out ? SCRM_OK : scrm__error(db, SCRM_NOMEM, "out of memory");
 }

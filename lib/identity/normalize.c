@@ -39,11 +39,14 @@ static void trim(const char **s, size_t *n)
 }
 
 /* Chinese national number (after +86): mobile 1[3-9]xxxxxxxxx, or a
- * landline of area code + subscriber without the trunk 0 (9-11 digits). */
+ * landline of area code + subscriber without the trunk 0 (9-11 digits;
+ * Beijing's area code 10 is the one that starts with 1). */
 static bool cn_national_ok(const char *d, size_t n)
 {
 	if (n == 11 && d[0] == '1')
 		return d[1] >= '3' && d[1] <= '9';
+	if (d[0] == '1') /* Beijing, area code 10: 10 + 8 digits */
+		return n == 10 && d[1] == '0';
 	return n >= 9 && n <= 11 && d[0] >= '2' && d[0] <= '9';
 }
 

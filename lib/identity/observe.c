@@ -335,8 +335,8 @@ static int observe(scrm_db *db, const char *channel, int64_t at, const char *con
 			return scrm__error(db, SCRM_MISUSE, "identifier %zu has a NULL kind or value", i);
 		it->raw = values[i];
 		if (!(it->kind = id__kind_by_name(ids, kinds[i])))
-			return scrm__error(db, SCRM_NOTFOUND, "identifier kind '%.64s' is not registered",
-					   kinds[i]);
+			return scrm__error(db, SCRM_NOTFOUND, "identifier kind '%.*s' is not registered",
+					   scrm__utf8_clip(kinds[i], 64), kinds[i]);
 		it->usable = id__normalize(ids, it->kind, values[i], it->value, it->why,
 					   sizeof it->why) == SCRM_OK;
 		/* A repeated identifier counts once. */
@@ -352,8 +352,8 @@ static int observe(scrm_db *db, const char *channel, int64_t at, const char *con
 		scrm_buf b;
 		scrm__buf_init(&b, db);
 		for (size_t i = 0; i < n; i++)
-			scrm__buf_printf(&b, "%s%s '%.40s': %s", i ? "; " : "", items[i].kind->name,
-					 items[i].raw, items[i].why);
+			scrm__buf_printf(&b, "%s%s '%.*s': %s", i ? "; " : "", items[i].kind->name,
+					 scrm__utf8_clip(items[i].raw, 40), items[i].raw, items[i].why);
 		rc = scrm__error(db, SCRM_INVALID, "observation has no usable identifier (%s)",
 				 b.data ? b.data : "");
 		scrm__buf_reset(&b);
@@ -364,12 +364,19 @@ static int observe(scrm_db *db, const char *channel, int64_t at, const char *con
 		 .items = items, .n = n};
 	if ((rc = scrm__tx_begin(db)))
 		return rc;
-	rc = scrm__tx_end(db, resolve_walk(&r));
-	if (rc)
+	rc = resolve_walk(&r);
+	/* Built before commit: failing to report must not leave the change. */
+	if (!rc && report)
+		rc = build_report(&r, report);
+	rc = scrm__tx_end(db, rc);
+	if (rc) {
+		if (report) {
+			scrm__free(*report);
+			*report = NULL;
+		}
 		return rc;
+	}
 	*customer = r.target;
-	if (report && (rc = build_report(&r, report)))
-		return rc;
 	return SCRM_OK;
 }
 
@@ -417,8 +424,8 @@ SCRM_API int scrm_identity_observe_json(scrm_db *db, const char *json, int64_t *
 	}
 	if (cJSON_IsString(jat)) {
 		if (!scrm__parse_time(jat->valuestring, &at)) {
-			rc = scrm__error(db, SCRM_INVALID, "observation: \"at\" '%.40s' is not an RFC 3339 time",
-					 jat->valuestring);
+			rc = scrm__error(db, SCRM_INVALID, "observation: \"at\" '%.*s' is not an RFC 3339 time",
+					 scrm__utf8_clip(jat->valuestring, 40), jat->valuestring);
 			goto out;
 		}
 	} else if (jat && (rc = scrm__json_int(db, jat, "observation \"at\"", 0, INT64_MAX / 2, &at))) {
@@ -480,9 +487,10 @@ static int resolve(scrm_db *db, const char *kind, const char *value, int64_t *cu
 	item it;
 	it.kind = id__kind_by_name(ids, kind);
 	if (!it.kind)
-		return scrm__error(db, SCRM_NOTFOUND, "identifier kind '%.64s' is not registered", kind);
+		return scrm__error(db, SCRM_NOTFOUND, "identifier kind '%.*s' is not registered",
+				   scrm__utf8_clip(kind, 64), kind);
 	if (id__normalize(ids, it.kind, value, it.value, it.why, sizeof it.why))
-		return scrm__error(db, SCRM_INVALID, "%s value '%.64s' rejected: %s", kind, value, it.why);
+		return scrm__error(db, SCRM_INVALID, "%s value '%.*s' rejected: %s", kind, scrm__utf8_clip(value, 64), value, it.why);
 	int64_t owner;
 	if ((rc = lookup(db, &it, &owner)))
 		return rc;

@@ -79,7 +79,7 @@ const char scrm__identity_schema_1[] =
 	",\"blocklist\":[" JUNK "],\"block_patterns\":[" extra "]}');"
 	KIND(1, "wechat_unionid", "trim", 10, 1, "\"^0+$\"")
 	KIND(2, "member_card", "trim", 20, 1, "\"^0+$\"")
-	KIND(3, "phone", "phone", 30, 3, "\"^\\\\+86(\\\\d)\\\\1{10}$\"")
+	KIND(3, "phone", "phone", 30, 3, "\"^\\\\+861(\\\\d)\\\\1{9}$\"")
 	KIND(4, "email", "email", 40, 3, "")
 	KIND(5, "wecom_external_userid", "trim", 50, 0, "\"^0+$\"")
 	KIND(6, "wechat_openid", "trim", 60, 0, "\"^0+$\"")
