@@ -113,11 +113,22 @@ SCRM_API int64_t scrm_db_now(scrm_db *db);
  * Begin a batch. Batches nest: the outermost is a write transaction
  * (BEGIN IMMEDIATE), inner ones are savepoints. Every public call is atomic
  * on its own; a batch groups many for speed and all-or-nothing effect.
+ *
+ * Inside a batch, a call refused for its input (invalid value, unknown
+ * kind, duplicate key, …) changes nothing and the batch goes on. A call
+ * that fails after it began writing, for a reason outside its input (I/O
+ * error, disk full, out of memory), rolls the whole batch back at once:
+ * the hot paths (scrm_identity_observe, scrm_profile_event_add) keep no
+ * per-call undo inside a batch, for speed. Until the batch is ended every
+ * call fails with SCRM_STATE; scrm_db_commit() then returns SCRM_STATE and
+ * scrm_db_rollback() SCRM_OK, and the file holds what it held before the
+ * batch. Re-run the batch.
  * @return SCRM_OK, SCRM_BUSY, SCRM_READONLY, SCRM_MISUSE.
  */
 SCRM_API int scrm_db_begin(scrm_db *db);
 
-/** Commit the innermost batch. @return SCRM_OK, SCRM_MISUSE (none open), SCRM_BUSY, SCRM_IO. */
+/** Commit the innermost batch. @return SCRM_OK, SCRM_MISUSE (none open), SCRM_BUSY, SCRM_IO,
+ *  SCRM_STATE (the batch was rolled back after a failed call; see scrm_db_begin()). */
 SCRM_API int scrm_db_commit(scrm_db *db);
 
 /** Roll back the innermost batch. @return SCRM_OK or SCRM_MISUSE (none open). */

@@ -176,6 +176,33 @@ SCRM_API int scrm_identity_explain_json(scrm_db *db, int64_t customer, char **ou
 SCRM_API int scrm_identity_explain_dot(scrm_db *db, int64_t customer, char **out);
 /** @} */
 
+/** @name Erasure (personal information protection)
+ *  @{ */
+
+/**
+ * Erase the identity data of customers (what scrm_profile_erase() and
+ * anonymization use): each customer and every customer merged into it lose
+ * their identifiers, the identifier values recorded with their observations
+ * and conflicts, and the free-text reasons of their merge-log and
+ * never-merge entries. Ids, times and the merge structure stay: the ids
+ * remain valid for scrm_identity_canonical(), but no identifier resolves
+ * to them any more, a later observation of the same values creates a new
+ * customer, and they can no longer be merged (SCRM_STATE). Customers
+ * already erased are skipped. All or nothing.
+ * @param customers, n  the customers (any id of each).
+ * @param erased receives how many canonical customers were newly erased (may be NULL).
+ * @return SCRM_OK; SCRM_NOTFOUND (an id was never issued; nothing erased); SCRM_MISUSE.
+ */
+SCRM_API int scrm_identity_erase(scrm_db *db, const int64_t *customers, size_t n,
+				 int64_t *erased);
+
+/**
+ * When a customer (its canonical survivor) was erased: *erased_at is the
+ * time in ms, or 0 when it was not. @return SCRM_OK; SCRM_NOTFOUND.
+ */
+SCRM_API int scrm_identity_erased(scrm_db *db, int64_t customer, int64_t *erased_at);
+/** @} */
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,6 +7,8 @@
 
 #include "core-int.h"
 
+#define SCRM_MAX_TX_DEPTH 32
+
 #define SCRM_ERRMSG_MAX 512
 
 typedef struct scrm_stmt_slot {
@@ -32,6 +34,13 @@ struct scrm_db {
 	int tx_depth;          /* internal + batch nesting, for savepoint names */
 	uint64_t tx_serial;    /* counts outermost transactions */
 	bool tx_write;         /* the outermost transaction holds the write lock */
+	/* Unguarded levels (scrm__tx_begin_unguarded) open no savepoint; they
+	 * remember the change count at entry to know whether a failure left
+	 * writes behind. doomed: such a failure rolled the whole transaction
+	 * back; the open levels unwind without SQL and refuse new calls. */
+	bool tx_unguarded[SCRM_MAX_TX_DEPTH];
+	int64_t tx_changes[SCRM_MAX_TX_DEPTH];
+	bool doomed;
 
 	scrm_clock_fn clock;
 	void *clock_ud;

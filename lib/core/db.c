@@ -12,7 +12,6 @@
 #include "db-int.h"
 
 #define SCRM_DEFAULT_BUSY_MS 5000
-#define SCRM_MAX_TX_DEPTH 32
 
 /* ------------------------------------------------------------------ options */
 
@@ -286,22 +285,32 @@ static int run_cached(scrm_db *db, const char *sql, const char *what)
 	return scrm__step_done(db, st, what);
 }
 
-static int tx_open(scrm_db *db, bool write)
+static int tx_open(scrm_db *db, bool write, bool unguarded)
 {
 	if (db->tx_depth >= SCRM_MAX_TX_DEPTH)
 		return scrm__error(db, SCRM_LIMIT, "transactions nested deeper than %d", SCRM_MAX_TX_DEPTH);
+	if (db->doomed)
+		return scrm__error(db, SCRM_STATE, "the batch was rolled back after a failed call; "
+						   "end it with scrm_db_rollback()");
 	int rc;
-	if (db->tx_depth == 0 || sqlite3_get_autocommit(db->sq)) {
+	int d = db->tx_depth;
+	bool outermost = d == 0 || sqlite3_get_autocommit(db->sq);
+	if (outermost) {
 		bool w = write && !db->readonly;
 		rc = run_cached(db, w ? sql_begin : sql_begin_read, "beginning a transaction");
 		if (rc == SCRM_OK) {
 			db->tx_serial++;
 			db->tx_write = w;
 		}
+	} else if (unguarded) {
+		rc = SCRM_OK;
 	} else
-		rc = run_cached(db, sp_sql[db->tx_depth], "opening a savepoint");
-	if (rc == SCRM_OK)
+		rc = run_cached(db, sp_sql[d], "opening a savepoint");
+	if (rc == SCRM_OK) {
+		db->tx_unguarded[d] = unguarded && !outermost;
+		db->tx_changes[d] = sqlite3_total_changes64(db->sq);
 		db->tx_depth++;
+	}
 	return rc;
 }
 
@@ -310,6 +319,12 @@ static int tx_close(scrm_db *db, bool commit)
 {
 	int d = --db->tx_depth;
 	int rc;
+	if (db->doomed) {
+		/* Everything was rolled back already; unwind without SQL. */
+		if (d == 0)
+			db->doomed = false;
+		return SCRM_OK;
+	}
 	if (d == 0) {
 		if (sqlite3_get_autocommit(db->sq))
 			return SCRM_OK; /* SQLite already rolled back (e.g. after SQLITE_FULL) */
@@ -327,6 +342,16 @@ static int tx_close(scrm_db *db, bool commit)
 			return rc;
 		}
 		return run_cached(db, sql_rollback, "rolling back");
+	}
+	if (db->tx_unguarded[d]) {
+		if (commit || sqlite3_total_changes64(db->sq) == db->tx_changes[d])
+			return SCRM_OK;
+		/* Writes without a savepoint to undo them: only the whole
+		 * transaction can go. */
+		if (!sqlite3_get_autocommit(db->sq))
+			run_cached(db, sql_rollback, "rolling back");
+		db->doomed = true;
+		return SCRM_OK;
 	}
 	if (!commit) {
 		rc = run_cached(db, rb_sql[d], "rolling back to a savepoint");
@@ -348,12 +373,22 @@ bool scrm__tx_in_write(const scrm_db *db)
 
 int scrm__tx_begin(scrm_db *db)
 {
-	return tx_open(db, true);
+	return tx_open(db, true, false);
+}
+
+int scrm__tx_begin_unguarded(scrm_db *db)
+{
+	return tx_open(db, true, true);
 }
 
 int scrm__tx_begin_read(scrm_db *db)
 {
-	return tx_open(db, false);
+	return tx_open(db, false, false);
+}
+
+bool scrm__tx_doomed(const scrm_db *db)
+{
+	return db->doomed;
 }
 
 int scrm__tx_end(scrm_db *db, int rc)
@@ -363,9 +398,12 @@ int scrm__tx_end(scrm_db *db, int rc)
 	/* Keep the message of the failed work, not of the rollback. */
 	char keep[SCRM_ERRMSG_MAX];
 	memcpy(keep, db->errmsg, sizeof keep);
+	bool was_doomed = db->doomed;
 	tx_close(db, false);
 	db->errcode = rc;
 	memcpy(db->errmsg, keep, sizeof keep);
+	if (db->doomed && !was_doomed)
+		scrm__log(db, SCRM_LOG_WARN, "batch rolled back: a call failed after writing: %s", keep);
 	return rc;
 }
 
@@ -376,7 +414,7 @@ SCRM_API int scrm_db_begin(scrm_db *db)
 		return rc;
 	if (db->batch_depth != db->tx_depth)
 		return scrm__error(db, SCRM_MISUSE, "scrm_db_begin called from inside a library call");
-	rc = tx_open(db, true);
+	rc = tx_open(db, true, false);
 	if (rc == SCRM_OK)
 		db->batch_depth++;
 	return rc;
@@ -390,6 +428,13 @@ static int batch_close(scrm_db *db, bool commit)
 	if (db->batch_depth == 0)
 		return scrm__error(db, SCRM_MISUSE, "no batch is open (scrm_db_begin was not called)");
 	db->batch_depth--;
+	if (db->doomed) {
+		tx_close(db, false);
+		if (commit)
+			return scrm__error(db, SCRM_STATE, "the batch was rolled back after a call failed "
+							   "while writing; nothing of it was committed");
+		return SCRM_OK;
+	}
 	return tx_close(db, commit);
 }
 
@@ -518,7 +563,7 @@ SCRM_API int scrm_db_open(const char *path, const scrm_db_options *opts, scrm_db
 		if (code)
 			return fail_open(db, code);
 	}
-	code = scrm__exec(db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;");
+	code = scrm__exec(db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=16384;");
 	if (code)
 		return fail_open(db, code);
 	scrm__clear_error(db);

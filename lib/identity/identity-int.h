@@ -63,5 +63,6 @@ int id__merge(scrm_db *db, int64_t survivor, int64_t absorbed, int64_t at, const
 
 /* Schema step of the identity engine (schema.c). */
 extern const char scrm__identity_schema_1[];
+extern const char scrm__identity_schema_2[];
 
 #endif

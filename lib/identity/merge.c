@@ -120,6 +120,9 @@ int id__merge(scrm_db *db, int64_t survivor, int64_t absorbed, int64_t at, const
 	sqlite3_bind_int64(st, 3, absorbed);
 	if ((rc = scrm__step_done(db, st, "linking the absorbed customer")))
 		return rc;
+	const scrm_note note = {SCRM_NOTE_MERGE, id, survivor, absorbed};
+	if ((rc = scrm__notify(db, &note)))
+		return rc;
 	*merge_id = id;
 	return SCRM_OK;
 }
@@ -134,6 +137,20 @@ static int manual_merge(scrm_db *db, int64_t a, int64_t b, const char *reason, i
 	if (ra == rb)
 		return scrm__error(db, SCRM_INVALID, "customers %lld and %lld are already one customer (%lld)",
 				   (long long)a, (long long)b, (long long)ra);
+	sqlite3_stmt *st = scrm__stmt(db, "SELECT id FROM customer WHERE id IN (?1, ?2) "
+					  "AND erased_at IS NOT NULL LIMIT 1");
+	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_int64(st, 1, ra);
+	sqlite3_bind_int64(st, 2, rb);
+	int s = sqlite3_step(st);
+	int64_t gone = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (s == SQLITE_ROW)
+		return scrm__error(db, SCRM_STATE, "customer %lld was erased and cannot be merged",
+				   (long long)gone);
+	if (s != SQLITE_DONE)
+		return scrm__sqlerr(db, s, "reading customers");
 	char why[160];
 	rc = id__can_merge(db, ids, ra, rb, why, sizeof why);
 	if (rc == SCRM_CONFLICT)
@@ -293,8 +310,11 @@ static int unmerge(scrm_db *db, int64_t merge_id, const char *reason, int64_t *o
 	if ((rc = scrm__step_done(db, st, "logging the unmerge")))
 		return rc;
 	*out = sqlite3_last_insert_rowid(scrm__sqlite(db));
-	return exec_ids(db, "UPDATE merge_log SET undone_by=?1 WHERE id=?2", *out, merge_id,
-			"marking the merge undone");
+	if ((rc = exec_ids(db, "UPDATE merge_log SET undone_by=?1 WHERE id=?2", *out, merge_id,
+			   "marking the merge undone")))
+		return rc;
+	const scrm_note note = {SCRM_NOTE_UNMERGE, *out, old_root, absorbed};
+	return scrm__notify(db, &note);
 }
 
 SCRM_API int scrm_identity_unmerge(scrm_db *db, int64_t merge_id, const char *reason,

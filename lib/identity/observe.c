@@ -204,7 +204,8 @@ static int resolve_walk(run *r)
 			continue;
 		if (it->kind->limit > 0) {
 			int64_t have = 0;
-			if ((rc = count_kind(r->db, r->target, it->kind->id, &have)))
+			/* A customer created by this observation holds nothing yet. */
+			if (!r->created && (rc = count_kind(r->db, r->target, it->kind->id, &have)))
 				return rc;
 			for (size_t j = 0; j < i; j++)
 				have += r->items[j].attached && r->items[j].kind == it->kind;
@@ -362,7 +363,9 @@ static int observe(scrm_db *db, const char *channel, int64_t at, const char *con
 	qsort(items, n, sizeof items[0], cmp_items);
 	run r = {.db = db, .ids = ids, .channel = channel, .at = at ? at : scrm__now(db),
 		 .items = items, .n = n};
-	if ((rc = scrm__tx_begin(db)))
+	/* Everything bad input can cause was refused above; from here only the
+	 * database itself can fail, so no savepoint (see core-int.h). */
+	if ((rc = scrm__tx_begin_unguarded(db)))
 		return rc;
 	rc = resolve_walk(&r);
 	/* Built before commit: failing to report must not leave the change. */

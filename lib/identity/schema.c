@@ -87,3 +87,12 @@ const char scrm__identity_schema_1[] =
 	KIND(8, "tmall_buyer_nick", "trim", 80, 0, "")
 	KIND(9, "youzan_fans_id", "trim", 90, 0, "\"^0+$\"")
 	"INSERT INTO scrm_meta VALUES('identity.kinds_rev','1');";
+
+/* Step 2: erasure (a customer whose personal data was deleted keeps its id
+ * and history) and the view other engines read customers through. */
+const char scrm__identity_schema_2[] =
+	"ALTER TABLE customer ADD COLUMN erased_at INTEGER;"
+	/* The identity engine's public face inside the database: other engines
+	 * read customers through this view, never the table. */
+	"CREATE VIEW identity_customers AS "
+	"  SELECT id, root, created_at, erased_at FROM customer;";

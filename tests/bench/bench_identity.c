@@ -2,7 +2,8 @@
  * Identity benchmark (SPEC.md floors: >= 100k observations/s, resolve
  * <= 5 us median, peak RSS <= 256 MiB). Prints `name value unit` lines.
  *
- *   bench_identity [OBSERVATIONS [DBFILE]]     (default 1000000, a temp file)
+ *   bench_identity [OBSERVATIONS [DBFILE [BATCH]]]
+ *       (defaults: 1000000, a temp file, 50000 observations per batch)
  *
  * Workload: observations over ~0.7 x N persons across 5 channels, batched
  * 10k per transaction into a file-backed WAL database. About 68% introduce
@@ -85,6 +86,11 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	long total = argc > 1 ? atol(argv[1]) : 1000000;
+	long batch = argc > 3 ? atol(argv[3]) : 50000;
+	if (total < 1 || batch < 1) {
+		fprintf(stderr, "usage: bench_identity [OBSERVATIONS [DBFILE [BATCH]]]\n");
+		return 2;
+	}
 	char path[256];
 	char dir[] = "/tmp/bench_identity.XXXXXX";
 	bool own = argc <= 2;
@@ -108,7 +114,7 @@ int main(int argc, char **argv)
 	const char *kinds[2], *values[2] = {v1, v2};
 	double t0 = now_s();
 	for (long i = 0; i < total; i++) {
-		if (i % 10000 == 0 && (rc = scrm_db_begin(db)))
+		if (i % batch == 0 && (rc = scrm_db_begin(db)))
 			die(db, rc, "begin");
 		unsigned roll = (unsigned)(rnd() % 100);
 		size_t n = 2;
@@ -147,7 +153,7 @@ int main(int argc, char **argv)
 					   &customer, NULL);
 		if (rc)
 			die(db, rc, "observe");
-		if ((i % 10000 == 9999 || i == total - 1) && (rc = scrm_db_commit(db)))
+		if ((i % batch == batch - 1 || i == total - 1) && (rc = scrm_db_commit(db)))
 			die(db, rc, "commit");
 	}
 	double elapsed = now_s() - t0;

@@ -1679,6 +1679,70 @@ START_TEST(test_unmerge_manual_and_remerge)
 }
 END_TEST
 
+/* Erasure removes every identifier value of the customer's whole tree,
+ * from identifiers, observation anchors and conflicts; ids stay canonical,
+ * nothing resolves to them, and they cannot be merged again. */
+START_TEST(test_erase)
+{
+	scrm_db *db = open_db("er.db");
+	int64_t a = obs(db, IDS("wechat_unionid", "oErase", "phone", P1, "email", "Gone@Example.com"));
+	int64_t b = obs(db, IDS("member_card", "KErase", "phone", P2));
+	ck_assert_int_eq(obs(db, IDS("phone", P1, "member_card", "KErase")), a);
+	ck_assert_int_eq(canon(db, b), a);
+	/* A conflict carrying a second unionid: its value belongs to nobody
+	 * but was recorded against a. */
+	ck_assert_int_eq(obs(db, IDS("phone", P2, "wechat_unionid", "oOther")), a);
+	int64_t c = obs(db, IDS("phone", P3));
+	char *before = dump(db);
+	int64_t n = -1;
+	const int64_t bogus[] = {b, 999};
+	tu_assert_rc(db, scrm_identity_erase(db, bogus, 2, &n), SCRM_NOTFOUND);
+	ck_assert_int_eq(n, 0);
+	char *after = dump(db);
+	ck_assert_str_eq(before, after);
+	free(after);
+	free(before);
+	tu_assert_rc(db, scrm_identity_erase(db, NULL, 1, &n), SCRM_MISUSE);
+
+	clk.now = T0 + 5000;
+	const int64_t one[] = {b}; /* any id of the tree */
+	tu_assert_ok(db, scrm_identity_erase(db, one, 1, &n));
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(who(db, "phone", P1), -SCRM_NOTFOUND);
+	ck_assert_int_eq(who(db, "phone", P2), -SCRM_NOTFOUND);
+	ck_assert_int_eq(who(db, "wechat_unionid", "oErase"), -SCRM_NOTFOUND);
+	ck_assert_int_eq(who(db, "member_card", "KErase"), -SCRM_NOTFOUND);
+	ck_assert_int_eq(who(db, "phone", P3), c);
+	ck_assert_int_eq(canon(db, b), a);
+	int64_t at = -1;
+	tu_assert_ok(db, scrm_identity_erased(db, b, &at));
+	ck_assert_int_eq(at, T0 + 5000);
+	tu_assert_ok(db, scrm_identity_erased(db, c, &at));
+	ck_assert_int_eq(at, 0);
+	tu_assert_rc(db, scrm_identity_erased(db, 999, &at), SCRM_NOTFOUND);
+	char *out = NULL;
+	tu_assert_ok(db, scrm_identity_list_json(db, a, &out));
+	ck_assert_str_eq(out, "[]");
+	scrm_free(out);
+	/* Nothing personal is left in any identity table. */
+	char *all = dump(db);
+	static const char *const gone[] = {"oErase", P1N, P2N, "gone@example.com", "KErase", "oOther"};
+	for (size_t i = 0; i < SCRM_ARRAY_LEN(gone); i++)
+		ck_assert_msg(strstr(all, gone[i]) == NULL, "'%s' survived erasure", gone[i]);
+	ck_assert_ptr_nonnull(strstr(all, P3N));
+	free(all);
+	/* Erased customers cannot merge; erasing again is a no-op. */
+	tu_assert_rc(db, scrm_identity_merge(db, a, c, NULL, NULL), SCRM_STATE);
+	tu_assert_ok(db, scrm_identity_erase(db, one, 1, &n));
+	ck_assert_int_eq(n, 0);
+	/* The same values seen again make a new customer. */
+	int64_t d = obs(db, IDS("phone", P1));
+	ck_assert_int_gt(d, c);
+	ck_assert_int_eq(who(db, "phone", P1), d);
+	scrm_db_close(db);
+}
+END_TEST
+
 START_TEST(test_readonly)
 {
 	scrm_db *db = open_db("o.db");
@@ -1789,6 +1853,68 @@ static void alloc_fail_observe(bool cold)
 	free(before);
 	scrm_db_close(db);
 }
+
+/* Inside a batch observe opens no savepoint (core-int.h,
+ * scrm__tx_begin_unguarded): a failure before its first write leaves the
+ * batch going; a failure after it (here: the report cannot be allocated)
+ * rolls the whole batch back, refuses further calls with SCRM_STATE, and
+ * commit says so. Either way nothing of a failed call stays. */
+START_TEST(test_alloc_fail_observe_in_batch)
+{
+	scrm_db *db = open_db("afb.db");
+	obs(db, IDS("wechat_unionid", "oA", "phone", P1));
+	obs(db, IDS("member_card", "KB", "phone", P2));
+	char *before = dump(db);
+	const char *kinds[] = {"phone", "member_card", "email"};
+	const char *values[] = {P2, "KC", "new@x.com"};
+	int doomed = 0, kept = 0;
+	long nth;
+	for (nth = 1; nth < 10000; nth++) {
+		tu_assert_ok(db, scrm_db_begin(db));
+		int64_t first = obs(db, IDS("phone", P3));
+		char *mid = dump(db);
+		tu_assert_ok(db, scrm_db_test_alloc_fail(db, nth));
+		int64_t c = -1;
+		char *report = NULL;
+		int rc = scrm_identity_observe(db, "pos", 0, kinds, values, 3, &c, &report);
+		scrm_db_test_alloc_fail(db, 0);
+		if (rc == SCRM_OK) {
+			scrm_free(report);
+			tu_assert_ok(db, scrm_db_rollback(db));
+			free(mid);
+			break;
+		}
+		ck_assert_msg(rc == SCRM_NOMEM, "nth=%ld: %s", nth, scrm_errmsg(db));
+		ck_assert_ptr_null(report);
+		ck_assert_int_eq(scrm_db_batch_depth(db), 1);
+		int64_t x = 0;
+		int rc2 = obs_rc(db, "pos", IDS("phone", P4), &x, NULL);
+		if (rc2 == SCRM_OK) {
+			/* Failed before writing: the batch holds exactly what it held. */
+			kept++;
+			ck_assert_int_eq(who(db, "phone", P3), first);
+			tu_assert_ok(db, scrm_db_rollback(db));
+		} else {
+			doomed++;
+			tu_assert_rc(db, rc2, SCRM_STATE);
+			tu_assert_rc(db, scrm_db_commit(db), SCRM_STATE);
+			ck_assert_int_eq(scrm_db_batch_depth(db), 0);
+		}
+		char *after = dump(db);
+		ck_assert_msg(strcmp(before, after) == 0, "nth=%ld: state left behind", nth);
+		free(after);
+		free(mid);
+		/* The handle works normally after the batch ended. */
+		ck_assert_int_eq(who(db, "phone", P3), -SCRM_NOTFOUND);
+	}
+	/* observe allocates only for its report, after writing; refusals
+	 * before the first write are covered by test_batch_rollback. */
+	ck_assert_int_eq(kept, 0);
+	ck_assert_int_gt(doomed, 0);
+	free(before);
+	scrm_db_close(db);
+}
+END_TEST
 
 START_TEST(test_alloc_fail_observe_warm)
 {
@@ -1939,6 +2065,7 @@ static Suite *identity_suite(void)
 	tcase_add_test(tc, test_unmerge);
 	tcase_add_test(tc, test_unmerge_after_later_observations);
 	tcase_add_test(tc, test_unmerge_manual_and_remerge);
+	tcase_add_test(tc, test_erase);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("robustness");
@@ -1948,6 +2075,7 @@ static Suite *identity_suite(void)
 	tcase_add_test(tc, test_batch_rollback);
 	tcase_add_test(tc, test_alloc_fail_observe_warm);
 	tcase_add_test(tc, test_alloc_fail_observe_cold);
+	tcase_add_test(tc, test_alloc_fail_observe_in_batch);
 	tcase_add_test(tc, test_alloc_fail_views);
 	tcase_add_test(tc, test_alloc_fail_kind_set);
 	suite_add_tcase(s, tc);
