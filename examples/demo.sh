@@ -1,7 +1,8 @@
 #!/bin/sh
 # libscrm in two minutes: load a few days of one shop's channel records
 # (WeCom, Tmall, Douyin, POS, Youzan, a mini-program) into a fresh ./scrm.db
-# and watch them become customers.
+# and watch them become customers; then record their orders, a refund and
+# page views, and look at one shopper's profile and RFM scores.
 #
 #   ninja -C build && examples/demo.sh
 #
@@ -10,6 +11,9 @@
 # per line. Some lines are junk on purpose (blocked values such as "null" and
 # "00000000000", a card number of the wrong shape, a line cut short), and two
 # people share a phone, so the output also shows rejections and conflicts.
+# tests/data/demo/events.jsonl holds one JSON event per line, naming the
+# shoppers by the same identifiers; one line is a POS resend (a duplicate)
+# and one a refund larger than its order (rejected).
 
 set -u
 
@@ -70,8 +74,29 @@ else
 	echo "demo: could not resolve the shopper; skipping 'customer show' and 'explain'" >&2
 fi
 
+step "Load 16 orders, refunds and page views (scrm import events events.jsonl)"
+try "$SCRM" import events "$data/events.jsonl"
+
+if [ -n "$id" ]; then
+	step "Note what the shop knows and the consent given in WeCom (scrm profile set, scrm consent)"
+	try "$SCRM" profile set "$id" name=王小明 birthday=1990-05-01 tz=Asia/Shanghai
+	try "$SCRM" consent "$id" marketing grant --source wecom --at 2026-01-03T10:16:00+08:00
+
+	step "Customer $id's events, newest first (scrm event list $id)"
+	try "$SCRM" event list "$id"
+fi
+
+step "RFM scores and lifecycle stages as of the end of January (scrm rfm refresh --now 2026-02-01)"
+try "$SCRM" rfm refresh --now 2026-02-01T00:00:00+08:00
+
+if [ -n "$id" ]; then
+	step "The profile of customer $id, identifiers masked (scrm profile show $id)"
+	try "$SCRM" profile show "$id"
+fi
+
 if [ "$failed" -gt 0 ]; then
 	printf '\ndemo: %d step(s) failed\n' "$failed" >&2
 	exit 1
 fi
-printf '\nDone. Try: %s customer explain %s | less, or %s --help\n' "$SCRM" "${id:-1}" "$SCRM"
+printf '\nDone. Try: %s customer explain %s | less, %s profile show %s --unmasked, or %s --help\n' \
+	"$SCRM" "${id:-1}" "$SCRM" "${id:-1}" "$SCRM"

@@ -9,5 +9,7 @@
 #include "scrm/common.h"
 #include "scrm/db.h"
 #include "scrm/identity.h"
+#include "scrm/profile.h"
+#include "scrm/rules.h"
 
 #endif /* SCRM_H */

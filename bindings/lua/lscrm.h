@@ -98,7 +98,9 @@ void lscrm_json_encode(lua_State *L, int idx); /* pushes the text */
 /* Push the light userdata used as JSON null (`scrm.null`). */
 #define lscrm_pushnull(L) lua_pushlightuserdata((L), NULL)
 
-/* Method tables. */
+/* Method tables, and module functions of the engines. */
 extern const luaL_Reg lscrm_identity_methods[];
+extern const luaL_Reg lscrm_profile_methods[];
+extern const luaL_Reg lscrm_profile_funcs[];
 
 #endif /* LSCRM_H */

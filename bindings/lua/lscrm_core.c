@@ -737,6 +737,7 @@ LSCRM_EXPORT int luaopen_scrm(lua_State *L)
 		lua_newtable(L);
 		luaL_setfuncs(L, db_methods, 0);
 		luaL_setfuncs(L, lscrm_identity_methods, 0);
+		luaL_setfuncs(L, lscrm_profile_methods, 0);
 		lua_setfield(L, -2, "__index");
 		lua_pushliteral(L, "scrm.db");
 		lua_setfield(L, -2, "__name");
@@ -745,6 +746,7 @@ LSCRM_EXPORT int luaopen_scrm(lua_State *L)
 
 	lua_newtable(L);
 	luaL_setfuncs(L, module_funcs, 0);
+	luaL_setfuncs(L, lscrm_profile_funcs, 0);
 	for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
 		lua_pushinteger(L, constants[i].value);
 		lua_setfield(L, -2, constants[i].name);

@@ -14,34 +14,6 @@
 
 /* ----------------------------------------------------------- small helpers */
 
-static const char *jstr(const cJSON *obj, const char *key, const char *dflt)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	return cJSON_IsString(v) ? v->valuestring : dflt;
-}
-
-/* An integer field as text ("-" when absent or null). */
-static const char *jnum(const cJSON *obj, const char *key, char *buf, size_t size)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	if (cJSON_IsNumber(v))
-		snprintf(buf, size, "%.0f", v->valuedouble);
-	else if (cJSON_IsString(v))
-		snprintf(buf, size, "%s", v->valuestring);
-	else
-		snprintf(buf, size, "-");
-	return buf;
-}
-
-/* A time field: ms since the epoch (shown in UTC) or already a string. */
-static const char *jtime(const cJSON *obj, const char *key, char *buf, size_t size)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	if (cJSON_IsNumber(v))
-		return cli_format_time((int64_t)v->valuedouble, buf, size);
-	return jnum(obj, key, buf, size);
-}
-
 static int array_size(const cJSON *obj, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -95,7 +67,7 @@ static void count_report(struct observe_stats *s, const char *report)
 	if (count_report_fast(s, report))
 		return;
 	cJSON *r = cJSON_Parse(report);
-	count_outcome(s, jstr(r, "outcome", ""));
+	count_outcome(s, cli_jstr(r, "outcome", ""));
 	s->conflicts += array_size(r, "conflicts");
 	s->skipped_ids += array_size(r, "rejected");
 	cJSON_Delete(r);
@@ -149,18 +121,18 @@ static void print_one_report(const char *report, int64_t customer)
 	cJSON *r = cJSON_Parse(report);
 	const cJSON *e;
 	char a[24], b[24], c[24];
-	printf("customer %lld: %s\n", (long long)customer, jstr(r, "outcome", "?"));
+	printf("customer %lld: %s\n", (long long)customer, cli_jstr(r, "outcome", "?"));
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "merged"))
-		printf("  merged customer %s into %s (merge #%s)\n", jnum(e, "absorbed", a, sizeof a),
-		       jnum(e, "survivor", b, sizeof b), jnum(e, "merge", c, sizeof c));
+		printf("  merged customer %s into %s (merge #%s)\n", cli_jnum(e, "absorbed", a, sizeof a),
+		       cli_jnum(e, "survivor", b, sizeof b), cli_jnum(e, "merge", c, sizeof c));
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "attached"))
-		printf("  attached %s %s\n", jstr(e, "kind", "?"), jstr(e, "value", "?"));
+		printf("  attached %s %s\n", cli_jstr(e, "kind", "?"), cli_jstr(e, "value", "?"));
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "conflicts"))
-		printf("  conflict %s %s (held by customer %s): %s\n", jstr(e, "kind", "?"),
-		       jstr(e, "value", "?"), jnum(e, "owner", a, sizeof a), jstr(e, "reason", ""));
+		printf("  conflict %s %s (held by customer %s): %s\n", cli_jstr(e, "kind", "?"),
+		       cli_jstr(e, "value", "?"), cli_jnum(e, "owner", a, sizeof a), cli_jstr(e, "reason", ""));
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "rejected"))
-		printf("  skipped %s \"%s\": %s\n", jstr(e, "kind", "?"), jstr(e, "value", "?"),
-		       jstr(e, "reason", ""));
+		printf("  skipped %s \"%s\": %s\n", cli_jstr(e, "kind", "?"), cli_jstr(e, "value", "?"),
+		       cli_jstr(e, "reason", ""));
 	cJSON_Delete(r);
 }
 
@@ -279,11 +251,11 @@ static void print_identifiers(const cJSON *ids)
 	printf("identifiers (%d):\n", cJSON_GetArraySize(ids));
 	cJSON_ArrayForEach(e, ids) {
 		fputs("  ", stdout);
-		cli_pad(stdout, jstr(e, "kind", "?"), 24);
-		cli_pad(stdout, jstr(e, "value", "?"), 28);
-		cli_pad(stdout, jstr(e, "channel", "-"), 12);
-		printf("%s  obs %s\n", jtime(e, "at", at, sizeof at),
-		       jnum(e, "observation", obs, sizeof obs));
+		cli_pad(stdout, cli_jstr(e, "kind", "?"), 24);
+		cli_pad(stdout, cli_jstr(e, "value", "?"), 28);
+		cli_pad(stdout, cli_jstr(e, "channel", "-"), 12);
+		printf("%s  obs %s\n", cli_jtime(e, "at", at, sizeof at),
+		       cli_jnum(e, "observation", obs, sizeof obs));
 	}
 }
 
@@ -293,17 +265,17 @@ static void print_history(const cJSON *hist)
 	char id[24], sv[24], ab[24], at[40], obs[24], undone[24];
 	printf("history (%d):\n", cJSON_GetArraySize(hist));
 	cJSON_ArrayForEach(e, hist) {
-		const char *op = jstr(e, "op", "?");
-		printf("  #%-5s %-8s customer %s %s %s  %s", jnum(e, "id", id, sizeof id), op,
-		       jnum(e, "absorbed", ab, sizeof ab),
+		const char *op = cli_jstr(e, "op", "?");
+		printf("  #%-5s %-8s customer %s %s %s  %s", cli_jnum(e, "id", id, sizeof id), op,
+		       cli_jnum(e, "absorbed", ab, sizeof ab),
 		       strcmp(op, "unmerge") ? "into" : "split from",
-		       jnum(e, "survivor", sv, sizeof sv), jtime(e, "at", at, sizeof at));
-		if (strcmp(jnum(e, "observation", obs, sizeof obs), "-"))
+		       cli_jnum(e, "survivor", sv, sizeof sv), cli_jtime(e, "at", at, sizeof at));
+		if (strcmp(cli_jnum(e, "observation", obs, sizeof obs), "-"))
 			printf("  obs %s", obs);
-		const char *reason = jstr(e, "reason", NULL);
+		const char *reason = cli_jstr(e, "reason", NULL);
 		if (reason && *reason)
 			printf("  \"%s\"", reason);
-		if (strcmp(jnum(e, "undone_by", undone, sizeof undone), "-"))
+		if (strcmp(cli_jnum(e, "undone_by", undone, sizeof undone), "-"))
 			printf("  (undone by #%s)", undone);
 		putchar('\n');
 	}
@@ -513,8 +485,8 @@ static int cmd_kinds_list(struct cli *cli, const struct cli_cmd *cmd, int argc, 
 		printf("%-24s %-10s %8s %6s  %s\n", "kind", "normalizer", "priority", "limit", "blocked");
 		cJSON_ArrayForEach(k, arr) {
 			blocked_summary(k, block, sizeof block);
-			printf("%-24s %-10s %8s %6s  %s\n", jstr(k, "name", "?"), jstr(k, "normalizer", "?"),
-			       jnum(k, "priority", prio, sizeof prio), jnum(k, "limit", limit, sizeof limit),
+			printf("%-24s %-10s %8s %6s  %s\n", cli_jstr(k, "name", "?"), cli_jstr(k, "normalizer", "?"),
+			       cli_jnum(k, "priority", prio, sizeof prio), cli_jnum(k, "limit", limit, sizeof limit),
 			       block);
 		}
 		cJSON_Delete(arr);
@@ -561,9 +533,9 @@ static void print_kinds_set(struct cli *cli, const cJSON *parsed, int count)
 		printf("{\"kinds_set\":%d}\n", count);
 	} else if (cJSON_IsArray(parsed)) {
 		cJSON_ArrayForEach(e, parsed)
-			printf("kind %s set\n", jstr(e, "name", "?"));
+			printf("kind %s set\n", cli_jstr(e, "name", "?"));
 	} else {
-		printf("kind %s set\n", jstr(parsed, "name", "?"));
+		printf("kind %s set\n", cli_jstr(parsed, "name", "?"));
 	}
 }
 
@@ -600,7 +572,7 @@ static int cmd_kinds_set(struct cli *cli, const struct cli_cmd *cmd, int argc, c
 				break;
 			char *one = cJSON_PrintUnformatted(e);
 			snprintf(what, sizeof what, "kind %d of the array (\"%.100s\")", count + 1,
-				 jstr(e, "name", "?"));
+				 cli_jstr(e, "name", "?"));
 			rc = one ? set_one_kind(cli, db, one, what) : SCRM_NOMEM;
 			if (!one)
 				cli_error(cli, "out of memory");

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cJSON.h>
+
 #include "common.h"
 
 #define CLI_MAX_FILE (256L * 1024 * 1024)
@@ -255,6 +257,93 @@ int cli_parse_id(struct cli *cli, const struct cli_cmd *cmd, const char *what, c
 	return -1;
 }
 
+/* Up to `n` digits at *p as a number (at least `min` of them); moves *p past them. */
+static bool take_digits(const char **p, int min, int n, int *out)
+{
+	int v = 0, i = 0;
+	for (; i < n && (*p)[i] >= '0' && (*p)[i] <= '9'; i++)
+		v = v * 10 + ((*p)[i] - '0');
+	if (i < min)
+		return false;
+	*p += i;
+	*out = v;
+	return true;
+}
+
+static bool take_char(const char **p, char c)
+{
+	if (**p != c)
+		return false;
+	(*p)++;
+	return true;
+}
+
+/* "YYYY-MM-DD[(T| )HH:MM[:SS[.fff]][Z|±HH:MM]]" as ms since the epoch. */
+static bool parse_datetime(const char *s, int64_t *out)
+{
+	const char *p = s;
+	int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, oh = 0, om = 0, sign = 0;
+	if (!take_digits(&p, 4, 4, &y) || !take_char(&p, '-') || !take_digits(&p, 2, 2, &mo) ||
+	    !take_char(&p, '-') || !take_digits(&p, 2, 2, &d))
+		return false;
+	if (*p == 'T' || *p == 't' || *p == ' ') {
+		p++;
+		if (!take_digits(&p, 2, 2, &h) || !take_char(&p, ':') || !take_digits(&p, 2, 2, &mi))
+			return false;
+		if (take_char(&p, ':')) {
+			if (!take_digits(&p, 2, 2, &sec))
+				return false;
+			if (take_char(&p, '.')) {
+				int digits = 0;
+				for (; *p >= '0' && *p <= '9'; p++, digits++)
+					if (digits < 3)
+						ms = ms * 10 + (*p - '0');
+				if (!digits)
+					return false;
+				for (; digits < 3; digits++)
+					ms *= 10;
+			}
+		}
+		if (*p == 'Z' || *p == 'z') {
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			sign = *p++ == '-' ? -1 : 1;
+			if (!take_digits(&p, 2, 2, &oh) || !take_char(&p, ':') ||
+			    !take_digits(&p, 2, 2, &om) || oh > 23 || om > 59)
+				return false;
+		}
+	}
+	if (*p || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 60)
+		return false;
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
+		return false;
+	/* Days from the civil date (Howard Hinnant's algorithm), no time zone involved. */
+	int yy = mo <= 2 ? y - 1 : y;
+	int64_t era = (yy >= 0 ? yy : yy - 399) / 400, yoe = yy - era * 400;
+	int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t days = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+	int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - sign * (oh * 3600 + om * 60);
+	*out = secs * 1000 + ms;
+	return true;
+}
+
+int cli_parse_time(struct cli *cli, const struct cli_cmd *cmd, const char *what, const char *s,
+		   int64_t *out)
+{
+	if (s[0] >= '0' && s[0] <= '9' && strspn(s, "0123456789") == strlen(s) && strlen(s) < 16) {
+		*out = (int64_t)strtoll(s, NULL, 10);
+		return -1;
+	}
+	if (parse_datetime(s, out))
+		return -1;
+	return cli_usage_error(cli, cmd,
+			       "%s must be milliseconds since the epoch or a date and time such as "
+			       "2026-01-01 or 2026-01-01T08:00:00+08:00, not '%s'",
+			       what, s);
+}
+
 /* -------------------------------------------------------------- the database */
 
 static void log_to_stderr(void *ud, int level, const char *msg)
@@ -456,6 +545,32 @@ const char *cli_format_time(int64_t ms, char *buf, size_t size)
 	if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M:%SZ", &tm))
 		snprintf(buf, size, "%lld ms", (long long)ms);
 	return buf;
+}
+
+const char *cli_jstr(const cJSON *obj, const char *key, const char *dflt)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_IsString(v) ? v->valuestring : dflt;
+}
+
+const char *cli_jnum(const cJSON *obj, const char *key, char *buf, size_t size)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	if (cJSON_IsNumber(v))
+		snprintf(buf, size, "%.0f", v->valuedouble);
+	else if (cJSON_IsString(v))
+		snprintf(buf, size, "%s", v->valuestring);
+	else
+		snprintf(buf, size, "-");
+	return buf;
+}
+
+const char *cli_jtime(const cJSON *obj, const char *key, char *buf, size_t size)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	if (cJSON_IsNumber(v))
+		return cli_format_time((int64_t)v->valuedouble, buf, size);
+	return cli_jnum(obj, key, buf, size);
 }
 
 char *cli_read_file(struct cli *cli, const char *path)

@@ -101,6 +101,15 @@ int cli_print_version(struct cli *cli);
 int cli_parse_id(struct cli *cli, const struct cli_cmd *cmd, const char *what, const char *s,
 		 int64_t *out);
 
+/*
+ * Parse a point in time for an option (--now, --since, --at): milliseconds
+ * since the epoch ("1767225600000"), a date ("2026-01-01", midnight UTC), or
+ * a date and time "2026-01-01T08:00[:00[.000]]" (or with a space for the T)
+ * followed by "Z", "+08:00" or nothing (UTC). Usage error otherwise.
+ */
+int cli_parse_time(struct cli *cli, const struct cli_cmd *cmd, const char *what, const char *s,
+		   int64_t *out);
+
 /* -------------------------------------------------------------- the database */
 
 /*
@@ -141,6 +150,20 @@ void cli_pad(FILE *f, const char *s, int width);
 
 /* Format ms since the epoch as "2026-01-01 08:00:00Z" (UTC) into buf. */
 const char *cli_format_time(int64_t ms, char *buf, size_t size);
+
+/* ------------------------------------------------ reading the library's JSON */
+
+/* forward declaration: common.h does not include cJSON.h for everyone */
+struct cJSON;
+
+/* A string member, or `dflt` when absent or not a string. */
+const char *cli_jstr(const struct cJSON *obj, const char *key, const char *dflt);
+
+/* An integer member as text ("-" when absent or null). */
+const char *cli_jnum(const struct cJSON *obj, const char *key, char *buf, size_t size);
+
+/* A time member: ms since the epoch shown in UTC ("-" when absent or null). */
+const char *cli_jtime(const struct cJSON *obj, const char *key, char *buf, size_t size);
 
 /* Read a whole file ("-" = standard input) into a NUL-terminated buffer (free()). */
 char *cli_read_file(struct cli *cli, const char *path);

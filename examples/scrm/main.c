@@ -15,7 +15,8 @@
 
 #define CLI_GROUPS(X) \
 	X(core)       \
-	X(identity)
+	X(identity)   \
+	X(profile)
 
 #define X(g) extern const struct cli_group cli_group_##g;
 CLI_GROUPS(X)

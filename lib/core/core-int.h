@@ -155,6 +155,15 @@ void *scrm__engine_get(scrm_db *db, scrm_engine_slot slot);
 void scrm__engine_set(scrm_db *db, scrm_engine_slot slot, void *state,
 		      void (*destroy)(scrm_db *db, void *state));
 
+/* Ask for fn(db) to run once, right after the outermost transaction that is
+ * open now commits (dropped if it rolls back); one request per engine slot,
+ * repeated requests in one transaction are one. It runs outside any
+ * transaction, before the public call that committed returns, and must
+ * leave that call's result alone: it handles its own errors and ends with
+ * the handle's error cleared. Used to hand committed outbox actions to a
+ * host's delivery callback (lib/rules/outbox.c). */
+void scrm__after_commit(scrm_db *db, scrm_engine_slot slot, void (*fn)(scrm_db *db));
+
 /* scrm_meta (key TEXT PRIMARY KEY, value TEXT) holds small facts of the
  * engines; their keys are namespaced "engine.name" (e.g. identity.kinds_rev).
  *
@@ -213,14 +222,21 @@ int64_t scrm__days_from_civil(int64_t y, unsigned m, unsigned d);
  * ------------------------------------------------------------------- */
 typedef enum scrm_note_kind {
 	SCRM_NOTE_MERGE = 1, /* root `absorbed` merged into root `survivor` */
-	SCRM_NOTE_UNMERGE    /* `absorbed` split off root `survivor` again */
+	SCRM_NOTE_UNMERGE,   /* `absorbed` split off root `survivor` again */
+	SCRM_NOTE_EVENT      /* an event was stored (not for duplicates) */
 } scrm_note_kind;
+
+struct scrm_event;
 
 typedef struct scrm_note {
 	scrm_note_kind kind;
-	int64_t log_id;   /* the merge_log entry written for this change */
-	int64_t survivor; /* MERGE: the survivor root; UNMERGE: the old root */
+	int64_t log_id;   /* MERGE/UNMERGE: the merge_log entry; EVENT: the event id */
+	int64_t survivor; /* MERGE: the survivor root; UNMERGE: the old root;
+			   * EVENT: the event's canonical customer */
 	int64_t absorbed; /* MERGE: the absorbed root; UNMERGE: the new root */
+	/* EVENT: the event as recorded (struct scrm_event of scrm/profile.h,
+	 * after defaults were applied); valid only during the call. */
+	const struct scrm_event *event;
 } scrm_note;
 
 int scrm__notify(scrm_db *db, const scrm_note *note);
@@ -228,5 +244,6 @@ int scrm__notify(scrm_db *db, const scrm_note *note);
 /* The listeners scrm__notify calls; each engine that keeps derived state
  * defines one (lib/core/notify.c lists them). */
 int scrm__profile_on_note(scrm_db *db, const scrm_note *note);
+int scrm__rules_on_note(scrm_db *db, const scrm_note *note);
 
 #endif /* SCRM_CORE_INT_H */

@@ -60,6 +60,9 @@ struct scrm_db {
 		void *state;
 		void (*destroy)(scrm_db *db, void *state);
 	} engines[SCRM_ENGINE_COUNT_];
+	/* scrm__after_commit requests of the open outermost transaction. */
+	void (*after_commit[SCRM_ENGINE_COUNT_])(scrm_db *db);
+	bool after_commit_any;
 };
 
 /* Error slot for handle-less calls (scrm_db_open, expression compile). */

@@ -314,6 +314,36 @@ static int tx_open(scrm_db *db, bool write, bool unguarded)
 	return rc;
 }
 
+void scrm__after_commit(scrm_db *db, scrm_engine_slot slot, void (*fn)(scrm_db *db))
+{
+	if (db->tx_depth == 0)
+		return;
+	db->after_commit[slot] = fn;
+	db->after_commit_any = true;
+}
+
+static void after_commit_clear(scrm_db *db)
+{
+	if (!db->after_commit_any)
+		return;
+	memset(db->after_commit, 0, sizeof db->after_commit);
+	db->after_commit_any = false;
+}
+
+/* Requests are taken off the handle before they run: a callback may call
+ * the library (and commit) again. */
+static void after_commit_run(scrm_db *db)
+{
+	if (!db->after_commit_any)
+		return;
+	void (*fns[SCRM_ENGINE_COUNT_])(scrm_db *);
+	memcpy(fns, db->after_commit, sizeof fns);
+	after_commit_clear(db);
+	for (int i = 0; i < SCRM_ENGINE_COUNT_; i++)
+		if (fns[i])
+			fns[i](db);
+}
+
 /* Close the innermost level; commit or roll back. */
 static int tx_close(scrm_db *db, bool commit)
 {
@@ -321,15 +351,23 @@ static int tx_close(scrm_db *db, bool commit)
 	int rc;
 	if (db->doomed) {
 		/* Everything was rolled back already; unwind without SQL. */
-		if (d == 0)
+		if (d == 0) {
 			db->doomed = false;
+			after_commit_clear(db);
+		}
 		return SCRM_OK;
 	}
 	if (d == 0) {
-		if (sqlite3_get_autocommit(db->sq))
+		if (sqlite3_get_autocommit(db->sq)) {
+			after_commit_clear(db);
 			return SCRM_OK; /* SQLite already rolled back (e.g. after SQLITE_FULL) */
+		}
 		if (commit) {
 			rc = run_cached(db, sql_commit, "committing");
+			if (rc == SCRM_OK)
+				after_commit_run(db);
+			else
+				after_commit_clear(db);
 			if (rc != SCRM_OK) {
 				char keep[SCRM_ERRMSG_MAX];
 				int code = db->errcode;
@@ -341,6 +379,7 @@ static int tx_close(scrm_db *db, bool commit)
 			}
 			return rc;
 		}
+		after_commit_clear(db);
 		return run_cached(db, sql_rollback, "rolling back");
 	}
 	if (db->tx_unguarded[d]) {

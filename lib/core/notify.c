@@ -6,7 +6,8 @@ typedef int (*scrm_listener)(scrm_db *db, const scrm_note *note);
 
 /* Listed in dependency order. An engine that is not built yet has no entry. */
 static const scrm_listener listeners[] = {
-	NULL, /* placeholder: keeps the array non-empty until an engine listens */
+	scrm__profile_on_note, /* events and figures follow merges and unmerges */
+	scrm__rules_on_note,   /* rules act on stored events; rule state follows merges */
 };
 
 int scrm__notify(scrm_db *db, const scrm_note *note)

@@ -20,11 +20,15 @@ static const char core_v1[] =
 /* Engine schema steps, defined in their own folders. */
 extern const char scrm__identity_schema_1[];
 extern const char scrm__identity_schema_2[];
+extern const char scrm__profile_schema_1[];
+extern const char scrm__rules_schema_1[];
 
 static const scrm_migration migrations[] = {
 	{1, core_v1},
 	{2, scrm__identity_schema_1},
 	{3, scrm__identity_schema_2},
+	{4, scrm__profile_schema_1},
+	{5, scrm__rules_schema_1},
 };
 
 SCRM_API int scrm_schema_version(void)

@@ -120,7 +120,7 @@ int id__merge(scrm_db *db, int64_t survivor, int64_t absorbed, int64_t at, const
 	sqlite3_bind_int64(st, 3, absorbed);
 	if ((rc = scrm__step_done(db, st, "linking the absorbed customer")))
 		return rc;
-	const scrm_note note = {SCRM_NOTE_MERGE, id, survivor, absorbed};
+	const scrm_note note = {SCRM_NOTE_MERGE, id, survivor, absorbed, NULL};
 	if ((rc = scrm__notify(db, &note)))
 		return rc;
 	*merge_id = id;
@@ -313,7 +313,7 @@ static int unmerge(scrm_db *db, int64_t merge_id, const char *reason, int64_t *o
 	if ((rc = exec_ids(db, "UPDATE merge_log SET undone_by=?1 WHERE id=?2", *out, merge_id,
 			   "marking the merge undone")))
 		return rc;
-	const scrm_note note = {SCRM_NOTE_UNMERGE, *out, old_root, absorbed};
+	const scrm_note note = {SCRM_NOTE_UNMERGE, *out, old_root, absorbed, NULL};
 	return scrm__notify(db, &note);
 }
 

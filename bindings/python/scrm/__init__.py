@@ -7,6 +7,9 @@
             cid = db.observe({"wechat_unionid": "o6_bm", "phone": "138 0013 8000"},
                              channel="wecom")
         print(db.resolve("phone", "+86 13800138000") == cid)
+        db.event_add(key="T0042", type="order", channel="pos", customer=cid,
+                     amount=12900, currency="CNY")
+        print(db.profile(cid)["figures"]["net_spend"])   # {'CNY': 12900}
 
 The shared library is found through $SCRM_LIBRARY, else libscrm.so.1 on the
 loader path, else ctypes.util.find_library("scrm"). Every failure of the
@@ -18,9 +21,10 @@ from .errors import (BusyError, ConflictError, CorruptError, DuplicateError, Err
                      ExistsError, InvalidError, IOFailure, LimitError, MisuseError,
                      NoMemoryError, NotFoundError, ParseError, RangeError, ReadOnlyError,
                      SchemaError, StateError)
+from .profile import mask
 
 __all__ = [
-    "open", "Database", "version", "version_number", "schema_version", "library_path",
+    "open", "Database", "version", "version_number", "schema_version", "library_path", "mask",
     "LOG_ERROR", "LOG_WARN", "LOG_INFO", "LOG_DEBUG",
     "Error", "MisuseError", "InvalidError", "NotFoundError", "ExistsError", "ConflictError",
     "StateError", "BusyError", "NoMemoryError", "IOFailure", "CorruptError", "SchemaError",

@@ -9,7 +9,7 @@ serves the core API.
 import ctypes
 import ctypes.util
 import os
-from ctypes import (CFUNCTYPE, POINTER, c_char_p, c_int, c_int64, c_long, c_size_t,
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_int, c_int64, c_long, c_size_t,
                     c_uint, c_void_p)
 
 #: The major version of libscrm this binding speaks to (SCRM_VERSION_MAJOR).
@@ -78,7 +78,52 @@ IDENTITY = {
     "scrm_identity_explain_dot": (c_int, [_db, c_int64, _out_str]),
 }
 
-PROTOTYPES = {**CORE, **IDENTITY}
+#: struct scrm_event of scrm/profile.h, version SCRM_EVENT_VERSION.
+EVENT_VERSION = 1
+
+
+class Event(Structure):
+    _fields_ = [
+        ("version", c_uint),
+        ("key", c_char_p),
+        ("type", c_char_p),
+        ("channel", c_char_p),
+        ("at_ms", c_int64),
+        ("customer", c_int64),
+        ("id_kinds", _strv),
+        ("id_values", _strv),
+        ("n_ids", c_size_t),
+        ("has_amount", c_int),
+        ("amount", c_int64),
+        ("currency", c_char_p),
+        ("refund_of", c_char_p),
+        ("items_json", c_char_p),
+        ("props_json", c_char_p),
+    ]
+
+
+PROFILE = {
+    "scrm_profile_event_add": (c_int, [_db, POINTER(Event), _out_i64, _out_i64]),
+    "scrm_profile_event_add_json": (c_int, [_db, c_char_p, _out_i64, _out_i64]),
+    "scrm_profile_events_import": (c_int, [_db, c_char_p, c_size_t, _out_str]),
+    "scrm_profile_events_json": (c_int, [_db, c_int64, c_int64, c_int, _out_str]),
+    "scrm_profile_event_stats": (c_int, [_db, c_int64, c_char_p, c_int64, c_char_p,
+                                         _out_i64, _out_i64]),
+    "scrm_profile_set_json": (c_int, [_db, c_int64, c_char_p]),
+    "scrm_profile_get": (c_int, [_db, c_int64, c_char_p, _out_str]),
+    "scrm_profile_unset": (c_int, [_db, c_int64, c_char_p]),
+    "scrm_profile_json": (c_int, [_db, c_int64, c_uint, _out_str]),
+    "scrm_profile_mask": (c_int, [c_char_p, c_char_p, _out_str]),
+    "scrm_profile_config_set": (c_int, [_db, c_char_p]),
+    "scrm_profile_config_json": (c_int, [_db, _out_str]),
+    "scrm_profile_rfm_refresh": (c_int, [_db, c_int64, _out_str]),
+    "scrm_profile_consent_set": (c_int, [_db, c_int64, c_char_p, c_int, c_int64, c_char_p]),
+    "scrm_profile_consent_get": (c_int, [_db, c_int64, c_char_p, POINTER(c_int)]),
+    "scrm_profile_erase": (c_int, [_db, c_int64, c_char_p]),
+    "scrm_profile_anonymize_inactive": (c_int, [_db, c_int64, c_int64, _out_i64]),
+}
+
+PROTOTYPES = {**CORE, **IDENTITY, **PROFILE}
 
 
 def _load():

@@ -10,6 +10,7 @@ from ctypes import byref, c_void_p
 from . import _lib
 from .errors import MisuseError, from_code, int_arg
 from .identity import IdentityMixin
+from .profile import ProfileMixin
 
 __all__ = ["Database", "open", "LOG_ERROR", "LOG_WARN", "LOG_INFO", "LOG_DEBUG"]
 
@@ -138,7 +139,7 @@ def open(path=":memory:", *, readonly=False, create=True, busy_timeout_ms=5000,
     return Database(handle.value, os.fsdecode(f("scrm_db_path")(handle)), hooks)
 
 
-class Database(IdentityMixin):
+class Database(IdentityMixin, ProfileMixin):
     """An open libscrm database (one SQLite connection). Create with scrm.open().
 
     Use it as a context manager, or call close(). Methods may be called from

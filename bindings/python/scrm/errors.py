@@ -128,8 +128,14 @@ class EvalError(Error):
 
 
 class DuplicateError(Error):
-    """The input was already recorded (idempotency key seen); nothing changed."""
+    """The input was already recorded (idempotency key seen); nothing changed.
+
+    Raised by Database.event_add() with `customer` and `event` set to the
+    canonical customer and the id of the event stored before.
+    """
     code = 18
+    customer = None
+    event = None
 
 
 _BY_CODE = {cls.code: cls for cls in (Error,) + tuple(Error.__subclasses__())}

@@ -36,6 +36,15 @@ def has_identity():
         return False
 
 
+def has_profile():
+    """True when the loaded library exports the profile engine."""
+    try:
+        _lib.func("scrm_profile_event_add")
+        return True
+    except NotImplementedError:
+        return False
+
+
 class TempDirTestCase(unittest.TestCase):
     """A test with a fresh temporary directory in self.dir."""
 

@@ -1,0 +1,420 @@
+/*
+ * Lua binding of libscrm: events and profiles (event add/import/list/stats,
+ * profile and attributes, RFM configuration and refresh, consent, erase,
+ * anonymize) as methods of the database handle, and scrm.mask().
+ */
+#include <string.h>
+
+#include "scrm/profile.h"
+
+#include "lscrm.h"
+
+/* Lookups answer nil plus the error table when the thing is not found. */
+static int not_found(lua_State *L, lscrm_db *ud, int rc)
+{
+	if (rc != SCRM_NOTFOUND || ud->has_pending)
+		return 0;
+	lua_pushnil(L);
+	lscrm_push_error(L, rc, scrm_errmsg(ud->db));
+	return 2;
+}
+
+/* The value at `idx` as JSON text pushed on the stack: a table is encoded,
+ * a string is taken as JSON text as it is. */
+static const char *push_json_arg(lua_State *L, int idx, const char *what)
+{
+	idx = lua_absindex(L, idx);
+	if (lua_type(L, idx) == LUA_TTABLE)
+		lscrm_json_encode(L, idx);
+	else if (lua_type(L, idx) == LUA_TSTRING)
+		lua_pushvalue(L, idx);
+	else
+		luaL_argerror(L, idx, lua_pushfstring(L, "%s (table or JSON text) expected, got %s",
+						       what, luaL_typename(L, idx)));
+	return lscrm_checkcstr(L, lua_gettop(L));
+}
+
+/* Options table at `idx` (absent: an empty one left in its place). */
+static void opt_table(lua_State *L, int idx, const char *const *known)
+{
+	if (lua_isnoneornil(L, idx)) {
+		lua_settop(L, idx - 1);
+		lua_newtable(L);
+		return;
+	}
+	luaL_checktype(L, idx, LUA_TTABLE);
+	lscrm_checkopts(L, idx, known);
+	lua_settop(L, idx);
+}
+
+/* An optional time argument (nil -> 0, which the library reads as "now"). */
+static int64_t opt_time(lua_State *L, int idx)
+{
+	return lua_isnoneornil(L, idx) ? 0 : lscrm_checkid(L, idx);
+}
+
+/* ------------------------------------------------------------ events */
+
+/*
+ * db:event_add(event) -> customer id, event id. `event` is a table of the
+ * event JSON's members (key, type, channel, at, customer, ids, amount,
+ * currency, refund_of, items, props) or that JSON as text. A missing `at`
+ * is the handle's clock. A duplicate key raises DUPLICATE with the stored
+ * event's `customer` and `event` in the error table.
+ */
+static int pf_event_add(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	lua_settop(L, 2);
+	if (lua_type(L, 2) == LUA_TTABLE) {
+		lua_getfield(L, 2, "at");
+		int has_at = !lua_isnil(L, -1);
+		lua_pop(L, 1);
+		if (!has_at) {
+			/* A copy with the clock's time: the caller's table stays as it was. */
+			ud->in_call = 1;
+			int64_t now = scrm_db_now(ud->db);
+			ud->in_call = 0;
+			lscrm_check(L, ud, SCRM_OK); /* raises what the clock hook raised */
+			lua_newtable(L);
+			lua_pushnil(L);
+			while (lua_next(L, 2)) {
+				lua_pushvalue(L, -2);
+				lua_insert(L, -2);
+				lua_rawset(L, 3);
+			}
+			lscrm_pushid(L, now);
+			lua_setfield(L, 3, "at");
+			lua_replace(L, 2);
+		}
+	}
+	const char *json = push_json_arg(L, 2, "event");
+	int64_t customer = 0, event = 0;
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_event_add_json(ud->db, json, &customer, &event));
+	if (rc == SCRM_DUPLICATE && !ud->has_pending) {
+		lscrm_push_error(L, rc, scrm_errmsg(ud->db));
+		lscrm_pushid(L, customer);
+		lua_setfield(L, -2, "customer");
+		lscrm_pushid(L, event);
+		lua_setfield(L, -2, "event");
+		return lua_error(L);
+	}
+	lscrm_check(L, ud, rc);
+	lscrm_pushid(L, customer);
+	lscrm_pushid(L, event);
+	return 2;
+}
+
+/*
+ * db:import_events(text | {event, ...}) -> summary table. An array holds
+ * events as tables or JSON strings, one per line.
+ */
+static int pf_import_events(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	lua_settop(L, 2);
+	if (lua_type(L, 2) == LUA_TTABLE) {
+		size_t n = lua_rawlen(L, 2);
+		lua_createtable(L, (int)n, 0); /* 3: the lines as text */
+		for (size_t i = 1; i <= n; i++) {
+			lua_rawgeti(L, 2, (int)i);
+			if (lua_type(L, -1) == LUA_TTABLE) {
+				lscrm_json_encode(L, -1);
+				lua_remove(L, -2);
+			} else if (lua_type(L, -1) != LUA_TSTRING) {
+				luaL_argerror(L, 2, lua_pushfstring(L, "event %d is a %s, not a table or "
+								       "JSON text", (int)i, luaL_typename(L, -1)));
+			}
+			lua_rawseti(L, 3, (int)i);
+		}
+		luaL_Buffer b;
+		luaL_buffinit(L, &b);
+		for (size_t i = 1; i <= n; i++) {
+			lua_rawgeti(L, 3, (int)i);
+			luaL_addvalue(&b);
+			if (i < n)
+				luaL_addchar(&b, '\n');
+		}
+		luaL_pushresult(&b);
+		lua_replace(L, 2);
+		lua_settop(L, 2);
+	} else if (lua_type(L, 2) != LUA_TSTRING) {
+		luaL_argerror(L, 2, "JSON-lines text or an array of events expected");
+	}
+	size_t len;
+	const char *text = lua_tolstring(L, 2, &len);
+	char *out = NULL;
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_events_import(ud->db, text, len, &out));
+	return lscrm_finish(L, ud, rc, out, 1);
+}
+
+static const char *const events_opts[] = {"since", "limit", NULL};
+
+/* db:events(id [, {since=ms, limit=n}]) -> array of events, newest first */
+static int pf_events(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	int64_t id = lscrm_checkid(L, 2);
+	opt_table(L, 3, events_opts);
+	int64_t since = lscrm_optint(L, 3, "since", 0, INT64_MIN, INT64_MAX);
+	int limit = (int)lscrm_optint(L, 3, "limit", 0, -2147483647 - 1, 2147483647);
+	char *out = NULL;
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_events_json(ud->db, id, since, limit, &out));
+	return lscrm_finish(L, ud, rc, out, 1);
+}
+
+static const char *const stats_opts[] = {"since", "currency", NULL};
+
+/* db:event_stats(id, type [, {since=ms, currency="CNY"}]) -> count, sum */
+static int pf_event_stats(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	int64_t id = lscrm_checkid(L, 2);
+	const char *type = lscrm_checkcstr(L, 3);
+	opt_table(L, 4, stats_opts);
+	int64_t since = lscrm_optint(L, 4, "since", 0, INT64_MIN, INT64_MAX);
+	lua_getfield(L, 4, "currency"); /* 5: kept on the stack while C uses it */
+	const char *currency = lscrm_optcstr(L, 5);
+	int64_t count = 0, sum = 0;
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_event_stats(ud->db, id, type, since, currency, &count,
+						     &sum));
+	lscrm_check(L, ud, rc);
+	lscrm_pushid(L, count);
+	lscrm_pushid(L, sum);
+	return 2;
+}
+
+/* ------------------------------------------------------------ profile */
+
+static const char *const profile_opts[] = {"unmasked", NULL};
+
+/* db:profile(id [, {unmasked=true}]) -> table | nil, err */
+static int pf_profile(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	int64_t id = lscrm_checkid(L, 2);
+	opt_table(L, 3, profile_opts);
+	unsigned flags = lscrm_optbool(L, 3, "unmasked", 0) ? SCRM_PROFILE_UNMASKED : 0u;
+	char *out = NULL;
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_json(ud->db, id, flags, &out));
+	if (rc == SCRM_NOTFOUND && !ud->has_pending) {
+		scrm_free(out);
+		return not_found(L, ud, rc);
+	}
+	return lscrm_finish(L, ud, rc, out, 1);
+}
+
+/* db:set_attributes(id, table_or_json) -> true; scrm.null unsets */
+static int pf_set_attributes(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	int64_t id = lscrm_checkid(L, 2);
+	lua_settop(L, 3);
+	if (lua_type(L, 3) == LUA_TTABLE) {
+		lua_pushnil(L);
+		if (lua_next(L, 3)) {
+			lua_pop(L, 2);
+		} else {
+			lua_pushliteral(L, "{}"); /* an empty table would encode as [] */
+			lua_replace(L, 3);
+		}
+	}
+	const char *json = push_json_arg(L, 3, "attributes");
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_set_json(ud->db, id, json));
+	lscrm_check(L, ud, rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* db:get_attribute(id, name) -> value | nil, err (unset, or unknown customer) */
+static int pf_get_attribute(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	int64_t id = lscrm_checkid(L, 2);
+	const char *name = lscrm_checkcstr(L, 3);
+	char *out = NULL;
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_get(ud->db, id, name, &out));
+	if (rc == SCRM_NOTFOUND && !ud->has_pending) {
+		scrm_free(out);
+		return not_found(L, ud, rc);
+	}
+	return lscrm_finish(L, ud, rc, out, 1);
+}
+
+/* db:unset_attribute(id, name) -> true; raises NOTFOUND if it was not set */
+static int pf_unset_attribute(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	int64_t id = lscrm_checkid(L, 2);
+	const char *name = lscrm_checkcstr(L, 3);
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_unset(ud->db, id, name));
+	lscrm_check(L, ud, rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* ------------------------------------------------------------ RFM */
+
+/* db:profile_config() -> table */
+static int pf_profile_config(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	char *out = NULL;
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_config_json(ud->db, &out));
+	return lscrm_finish(L, ud, rc, out, 1);
+}
+
+/* db:profile_config_set(table_or_json) -> the new configuration */
+static int pf_profile_config_set(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	lua_settop(L, 2);
+	const char *json = push_json_arg(L, 2, "configuration");
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_config_set(ud->db, json));
+	lscrm_check(L, ud, rc);
+	return pf_profile_config(L);
+}
+
+/* db:rfm_refresh([now_ms]) -> summary table */
+static int pf_rfm_refresh(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	int64_t now = opt_time(L, 2);
+	char *out = NULL;
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_rfm_refresh(ud->db, now, &out));
+	return lscrm_finish(L, ud, rc, out, 1);
+}
+
+/* ------------------------------------------------------------ privacy */
+
+static const char *const consent_opts[] = {"at", "source", NULL};
+
+/* db:consent_set(id, purpose, granted [, {at=ms, source="wecom"}]) -> true */
+static int pf_consent_set(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	int64_t id = lscrm_checkid(L, 2);
+	const char *purpose = lscrm_checkcstr(L, 3);
+	luaL_checktype(L, 4, LUA_TBOOLEAN);
+	int granted = lua_toboolean(L, 4);
+	opt_table(L, 5, consent_opts);
+	int64_t at = lscrm_optint(L, 5, "at", 0, INT64_MIN, INT64_MAX);
+	lua_getfield(L, 5, "source"); /* 6: kept on the stack while C uses it */
+	const char *source = lscrm_optcstr(L, 6);
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_consent_set(ud->db, id, purpose, granted, at, source));
+	lscrm_check(L, ud, rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* db:consent_get(id, purpose) -> boolean */
+static int pf_consent_get(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	int64_t id = lscrm_checkid(L, 2);
+	const char *purpose = lscrm_checkcstr(L, 3);
+	int granted = 0;
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_consent_get(ud->db, id, purpose, &granted));
+	lscrm_check(L, ud, rc);
+	lua_pushboolean(L, granted);
+	return 1;
+}
+
+/* db:erase(id [, reason]) -> true */
+static int pf_erase(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	int64_t id = lscrm_checkid(L, 2);
+	const char *reason = lscrm_optcstr(L, 3);
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_erase(ud->db, id, reason));
+	lscrm_check(L, ud, rc);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* db:anonymize_inactive(days [, now_ms]) -> number of customers erased */
+static int pf_anonymize_inactive(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	int64_t days = lscrm_checkid(L, 2);
+	int64_t now = opt_time(L, 3);
+	int64_t count = 0;
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_anonymize_inactive(ud->db, days, now, &count));
+	lscrm_check(L, ud, rc);
+	lscrm_pushid(L, count);
+	return 1;
+}
+
+#define OWNED_MT "scrm.owned"
+
+/* __gc of the box holding a library string while it is copied into Lua. */
+static int owned_gc(lua_State *L)
+{
+	char **box = (char **)lua_touserdata(L, 1);
+	scrm_free(*box);
+	*box = NULL;
+	return 0;
+}
+
+/* scrm.mask(kind, value) -> masked text ("138****8000"); needs no database */
+static int pf_mask(lua_State *L)
+{
+	const char *kind = lscrm_checkcstr(L, 1);
+	const char *value = lscrm_checkcstr(L, 2);
+	/* The result waits in a collectable box so that a failing copy leaks nothing. */
+	char **box = (char **)lua_newuserdata(L, sizeof *box);
+	*box = NULL;
+	if (luaL_newmetatable(L, OWNED_MT)) {
+		lua_pushcfunction(L, owned_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_setmetatable(L, -2);
+	int rc = scrm_profile_mask(kind, value, box);
+	if (rc != SCRM_OK) {
+		lscrm_push_error(L, rc, scrm_errmsg(NULL));
+		return lua_error(L);
+	}
+	lua_pushstring(L, *box);
+	scrm_free(*box);
+	*box = NULL;
+	return 1;
+}
+
+const luaL_Reg lscrm_profile_methods[] = {
+	{"event_add", pf_event_add},
+	{"import_events", pf_import_events},
+	{"events", pf_events},
+	{"event_stats", pf_event_stats},
+	{"profile", pf_profile},
+	{"set_attributes", pf_set_attributes},
+	{"get_attribute", pf_get_attribute},
+	{"unset_attribute", pf_unset_attribute},
+	{"profile_config", pf_profile_config},
+	{"profile_config_set", pf_profile_config_set},
+	{"rfm_refresh", pf_rfm_refresh},
+	{"consent_set", pf_consent_set},
+	{"consent_get", pf_consent_get},
+	{"erase", pf_erase},
+	{"anonymize_inactive", pf_anonymize_inactive},
+	{NULL, NULL},
+};
+
+const luaL_Reg lscrm_profile_funcs[] = {
+	{"mask", pf_mask},
+	{NULL, NULL},
+};

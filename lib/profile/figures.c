@@ -1,0 +1,239 @@
+/*
+ * Maintained figures: one UPSERT per figure row on every event (channels
+ * and last seen per channel are read from the customer's events), rebuilt
+ * from the stored events when an unmerge splits a customer, summed when a
+ * merge joins two. The merge/unmerge listener lives here.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "profile-int.h"
+#include "scrm/identity.h"
+
+/* An int64 overflow in the money sums trips a CHECK constraint. */
+static int money_err(scrm_db *db, int rc, int64_t customer, const char *what)
+{
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return scrm__error(db, SCRM_RANGE, "%s: the sums of customer %lld would overflow int64",
+				   what, (long long)customer);
+	return scrm__sqlerr(db, rc, what);
+}
+
+static int step_money(scrm_db *db, sqlite3_stmt *st, int64_t customer, const char *what)
+{
+	int s = sqlite3_step(st);
+	sqlite3_reset(st);
+	return s == SQLITE_DONE || s == SQLITE_ROW ? SCRM_OK : money_err(db, s, customer, what);
+}
+
+int pf__figures_add(scrm_db *db, int64_t customer, const char *type, int64_t at,
+		    bool has_amount, int64_t amount, const char *currency)
+{
+	bool order = strcmp(type, "order") == 0, refund = !order && strcmp(type, "refund") == 0;
+	sqlite3_stmt *st = scrm__stmt(
+		db, "INSERT INTO profile_figures(customer, events, first_seen, last_seen, orders, "
+		    "refunds, first_order, last_order) VALUES(?1, 1, ?2, ?2, ?3, ?4, ?5, ?5) "
+		    "ON CONFLICT(customer) DO UPDATE SET events = events + 1, "
+		    "first_seen = min(first_seen, excluded.first_seen), "
+		    "last_seen = max(last_seen, excluded.last_seen), "
+		    "orders = orders + excluded.orders, refunds = refunds + excluded.refunds, "
+		    "first_order = coalesce(min(first_order, excluded.first_order), first_order, "
+		    "excluded.first_order), "
+		    "last_order = coalesce(max(last_order, excluded.last_order), last_order, "
+		    "excluded.last_order)");
+	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_int64(st, 1, customer);
+	sqlite3_bind_int64(st, 2, at);
+	sqlite3_bind_int(st, 3, order);
+	sqlite3_bind_int(st, 4, refund);
+	if (order)
+		sqlite3_bind_int64(st, 5, at);
+	int rc = scrm__step_done(db, st, "updating figures");
+	if (rc)
+		return rc;
+	if (!(order || refund) || !has_amount)
+		return SCRM_OK;
+	st = scrm__stmt(db, "INSERT INTO profile_money(customer, currency, orders, spend, refunded) "
+			    "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(customer, currency) DO UPDATE SET "
+			    "orders = orders + excluded.orders, spend = spend + excluded.spend, "
+			    "refunded = refunded + excluded.refunded");
+	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_int64(st, 1, customer);
+	sqlite3_bind_text(st, 2, currency, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, order);
+	sqlite3_bind_int64(st, 4, order ? amount : 0);
+	sqlite3_bind_int64(st, 5, refund ? amount : 0);
+	return step_money(db, st, customer, "updating money figures");
+}
+
+static int exec1(scrm_db *db, const char *sql, int64_t a, const char *what)
+{
+	sqlite3_stmt *st = scrm__stmt(db, sql);
+	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_int64(st, 1, a);
+	return step_money(db, st, a, what);
+}
+
+static int exec2(scrm_db *db, const char *sql, int64_t a, int64_t b, const char *what)
+{
+	sqlite3_stmt *st = scrm__stmt(db, sql);
+	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_int64(st, 1, a);
+	sqlite3_bind_int64(st, 2, b);
+	return step_money(db, st, a, what);
+}
+
+int pf__figures_rebuild(scrm_db *db, int64_t customer)
+{
+	static const char *const steps[][2] = {
+		{"DELETE FROM profile_figures WHERE customer = ?1", "clearing figures"},
+		{"DELETE FROM profile_money WHERE customer = ?1", "clearing money figures"},
+		{"INSERT INTO profile_figures(customer, events, first_seen, last_seen, orders, refunds, "
+		 "first_order, last_order) SELECT ?1, count(*), min(at), max(at), "
+		 "sum(type = 'order'), sum(type = 'refund'), "
+		 "min(CASE WHEN type = 'order' THEN at END), max(CASE WHEN type = 'order' THEN at END) "
+		 "FROM event WHERE customer = ?1 GROUP BY customer",
+		 "rebuilding figures"},
+		{"INSERT INTO profile_money(customer, currency, orders, spend, refunded) "
+		 "SELECT ?1, currency, sum(type = 'order'), "
+		 "sum(CASE WHEN type = 'order' THEN amount ELSE 0 END), "
+		 "sum(CASE WHEN type = 'refund' THEN amount ELSE 0 END) "
+		 "FROM event WHERE customer = ?1 AND type IN ('order', 'refund') GROUP BY currency",
+		 "rebuilding money figures"},
+	};
+	for (size_t i = 0; i < SCRM_ARRAY_LEN(steps); i++) {
+		int rc = exec1(db, steps[i][0], customer, steps[i][1]);
+		if (rc)
+			return rc;
+	}
+	return SCRM_OK;
+}
+
+/* ------------------------------------------------------------ merge */
+
+/* Survivor's figures become the sum of both; the absorbed side's events
+ * are the survivor's. Neither side with events: two index probes. */
+static int on_merge(scrm_db *db, int64_t survivor, int64_t absorbed)
+{
+	int rc = exec1(db, "DELETE FROM profile_score WHERE customer = ?1", absorbed,
+		       "dropping the absorbed customer's scores");
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = scrm__stmt(db, "SELECT 1 FROM profile_figures WHERE customer = ?1");
+	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_int64(st, 1, absorbed);
+	int s = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (s == SQLITE_DONE)
+		return SCRM_OK; /* no events: nothing to move */
+	if (s != SQLITE_ROW)
+		return scrm__sqlerr(db, s, "reading figures");
+	static const char *const steps[][2] = {
+		{"UPDATE event SET customer = ?1 WHERE customer = ?2", "moving events"},
+		{"INSERT INTO profile_figures(customer, events, first_seen, last_seen, orders, refunds, "
+		 "first_order, last_order) SELECT ?1, events, first_seen, last_seen, orders, refunds, "
+		 "first_order, last_order FROM profile_figures WHERE customer = ?2 "
+		 "ON CONFLICT(customer) DO UPDATE SET events = events + excluded.events, "
+		 "first_seen = min(first_seen, excluded.first_seen), "
+		 "last_seen = max(last_seen, excluded.last_seen), "
+		 "orders = orders + excluded.orders, refunds = refunds + excluded.refunds, "
+		 "first_order = coalesce(min(first_order, excluded.first_order), first_order, "
+		 "excluded.first_order), "
+		 "last_order = coalesce(max(last_order, excluded.last_order), last_order, "
+		 "excluded.last_order)",
+		 "summing figures"},
+		{"INSERT INTO profile_money(customer, currency, orders, spend, refunded) "
+		 "SELECT ?1, currency, orders, spend, refunded FROM profile_money WHERE customer = ?2 "
+		 "ON CONFLICT(customer, currency) DO UPDATE SET orders = orders + excluded.orders, "
+		 "spend = spend + excluded.spend, refunded = refunded + excluded.refunded",
+		 "summing money figures"},
+		{"DELETE FROM profile_figures WHERE customer = ?2 AND ?1 IS NOT NULL",
+		 "dropping absorbed figures"},
+		{"DELETE FROM profile_money WHERE customer = ?2 AND ?1 IS NOT NULL",
+		 "dropping absorbed money figures"},
+	};
+	for (size_t i = 0; i < SCRM_ARRAY_LEN(steps); i++)
+		if ((rc = exec2(db, steps[i][0], survivor, absorbed, steps[i][1])))
+			return rc;
+	return SCRM_OK;
+}
+
+/* ------------------------------------------------------------ unmerge */
+
+/* Events of the old root go back where they belong: named ones to the
+ * canonical id of the customer they named; those brought by identifiers to
+ * the side that holds their anchor identifier now; refunds, whatever they
+ * named, with their order (which is on one side or the other: a refund is
+ * always with its order). Then both sides are rebuilt from their events. */
+static int on_unmerge(scrm_db *db, int64_t old_root, int64_t split)
+{
+	sqlite3_stmt *st = scrm__stmt(db, "SELECT 1 FROM profile_figures WHERE customer = ?1");
+	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_int64(st, 1, old_root);
+	int s = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (s == SQLITE_DONE)
+		return SCRM_OK;
+	if (s != SQLITE_ROW)
+		return scrm__sqlerr(db, s, "reading figures");
+	int rc = exec2(db,
+		       "UPDATE event SET customer = (SELECT root FROM identity_customers WHERE id = "
+		       "event.named) WHERE customer = ?1 AND named IS NOT NULL AND type <> 'refund' "
+		       "AND ?2 IS NOT NULL",
+		       old_root, split, "returning named events");
+	if (rc)
+		return rc;
+	char *list = NULL;
+	if ((rc = scrm_identity_list_json(db, split, &list)))
+		return rc;
+	cJSON *idents = cJSON_Parse(list);
+	scrm__free(list);
+	if (!idents)
+		return scrm__error(db, SCRM_NOMEM, "out of memory reading identifiers");
+	const cJSON *it;
+	cJSON_ArrayForEach(it, idents)
+	{
+		const cJSON *kind = cJSON_GetObjectItemCaseSensitive(it, "kind");
+		const cJSON *value = cJSON_GetObjectItemCaseSensitive(it, "value");
+		if (!cJSON_IsString(kind) || !cJSON_IsString(value))
+			continue;
+		if (!(st = scrm__stmt(db, "UPDATE event SET customer = ?2 WHERE customer = ?1 AND "
+					  "anchor_kind = ?3 AND anchor_value = ?4 AND named IS NULL "
+					  "AND type <> 'refund'"))) {
+			rc = scrm_errcode(db);
+			break;
+		}
+		sqlite3_bind_int64(st, 1, old_root);
+		sqlite3_bind_int64(st, 2, split);
+		sqlite3_bind_text(st, 3, kind->valuestring, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, value->valuestring, -1, SQLITE_STATIC);
+		if ((rc = scrm__step_done(db, st, "returning events with their identifiers")))
+			break;
+	}
+	cJSON_Delete(idents);
+	if (rc ||
+	    (rc = exec2(db,
+			"UPDATE event SET customer = (SELECT o.customer FROM event o WHERE o.id = "
+			"event.refund_of) WHERE customer IN (?1, ?2) AND type = 'refund'",
+			old_root, split, "returning refunds with their orders")) ||
+	    (rc = pf__figures_rebuild(db, old_root)) || (rc = pf__figures_rebuild(db, split)))
+		return rc;
+	return SCRM_OK;
+}
+
+int scrm__profile_on_note(scrm_db *db, const scrm_note *note)
+{
+	if (note->kind == SCRM_NOTE_MERGE)
+		return on_merge(db, note->survivor, note->absorbed);
+	if (note->kind == SCRM_NOTE_UNMERGE)
+		return on_unmerge(db, note->survivor, note->absorbed);
+	return SCRM_OK; /* our own notes (events) */
+}

@@ -1,0 +1,185 @@
+/*
+ * Tables of the rule engine (rules and their versions, firings, pending
+ * absence waits and date schedules, deferrals, the outbox, the decision
+ * trace, tags). The step is listed in lib/core/schema.c; never edit a
+ * released step.
+ */
+#include "rules-int.h"
+
+const char scrm__rules_schema_1[] =
+	/* The current definition of each rule. A removed rule keeps its row so
+	 * the ids in traces and outbox rows still name it. */
+	"CREATE TABLE rule ("
+	"  rid INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  version INTEGER NOT NULL,"
+	"  enabled INTEGER NOT NULL,"
+	"  removed INTEGER NOT NULL DEFAULT 0,"
+	"  priority INTEGER NOT NULL,"
+	"  definition TEXT NOT NULL,"
+	"  updated_at INTEGER NOT NULL);"
+	"CREATE TABLE rule_version ("
+	"  rid INTEGER NOT NULL,"
+	"  version INTEGER NOT NULL,"
+	"  definition TEXT NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  PRIMARY KEY (rid, version)) WITHOUT ROWID;"
+	/* One row per firing: what caps, cooldowns and fire-once count. grp is
+	 * the rule's cap group at the time it fired. */
+	"CREATE TABLE rule_fire ("
+	"  id INTEGER PRIMARY KEY,"
+	"  rid INTEGER NOT NULL,"
+	"  customer INTEGER NOT NULL,"
+	"  grp TEXT,"
+	"  at INTEGER NOT NULL);"
+	"CREATE INDEX rule_fire_rule ON rule_fire(customer, rid, at);"
+	"CREATE INDEX rule_fire_group ON rule_fire(customer, grp, at) WHERE grp IS NOT NULL;"
+	/* Absence triggers waiting for their deadline: the start event, and
+	 * when the wait runs out (start time + within). A row goes when it
+	 * fires or when the awaited event cancels it. */
+	"CREATE TABLE rule_wait ("
+	"  id INTEGER PRIMARY KEY,"
+	"  rid INTEGER NOT NULL,"
+	"  customer INTEGER NOT NULL,"
+	"  event INTEGER NOT NULL,"
+	"  start_at INTEGER NOT NULL,"
+	"  due INTEGER NOT NULL);"
+	"CREATE INDEX rule_wait_due ON rule_wait(due);"
+	"CREATE INDEX rule_wait_customer ON rule_wait(customer, rid);"
+	/* Date triggers: the next due time per rule and customer (NULL when
+	 * there is none), and the last occurrence fired so that a recomputed
+	 * schedule never fires one occurrence twice. */
+	"CREATE TABLE rule_date ("
+	"  rid INTEGER NOT NULL,"
+	"  customer INTEGER NOT NULL,"
+	"  due INTEGER,"
+	"  instance TEXT,"
+	"  last_instance TEXT,"
+	"  PRIMARY KEY (rid, customer)) WITHOUT ROWID;"
+	"CREATE INDEX rule_date_due ON rule_date(due) WHERE due IS NOT NULL;"
+	"CREATE INDEX rule_date_customer ON rule_date(customer);"
+	/* Attribute names date rules read (their date attributes and `tz`).
+	 * Triggers on the profile engine's attribute table note the customers
+	 * whose such attributes changed, by whatever path (set, unset, erase),
+	 * in the same transaction; scrm_rules_tick() recomputes their
+	 * schedules from `since` (the change time) on. */
+	"CREATE TABLE rule_date_attr (name TEXT PRIMARY KEY) WITHOUT ROWID;"
+	"CREATE TABLE rule_date_dirty (customer INTEGER PRIMARY KEY, since INTEGER NOT NULL);"
+	"CREATE TRIGGER rule_attr_insert AFTER INSERT ON profile_attr "
+	"  WHEN NEW.name IN (SELECT name FROM rule_date_attr) BEGIN"
+	"  INSERT OR IGNORE INTO rule_date_dirty(customer, since) VALUES (NEW.customer, NEW.at);"
+	"  UPDATE rule_date_dirty SET since = min(since, NEW.at) WHERE customer = NEW.customer;"
+	"  END;"
+	"CREATE TRIGGER rule_attr_update AFTER UPDATE ON profile_attr "
+	"  WHEN NEW.name IN (SELECT name FROM rule_date_attr) BEGIN"
+	"  INSERT OR IGNORE INTO rule_date_dirty(customer, since) VALUES (NEW.customer, NEW.at);"
+	"  UPDATE rule_date_dirty SET since = min(since, NEW.at) WHERE customer = NEW.customer;"
+	"  END;"
+	"CREATE TRIGGER rule_attr_delete AFTER DELETE ON profile_attr "
+	"  WHEN OLD.name IN (SELECT name FROM rule_date_attr) BEGIN"
+	"  INSERT OR IGNORE INTO rule_date_dirty(customer, since) VALUES (OLD.customer, OLD.at);"
+	"  END;"
+	/* Firings held back by a cap (on_cap defer) or quiet hours, with the
+	 * actions decided then; scrm_rules_tick() delivers them when due. */
+	"CREATE TABLE rule_deferred ("
+	"  id INTEGER PRIMARY KEY,"
+	"  rid INTEGER NOT NULL,"
+	"  version INTEGER NOT NULL,"
+	"  customer INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  instance TEXT NOT NULL,"
+	"  event INTEGER,"
+	"  actions TEXT NOT NULL,"
+	"  due INTEGER NOT NULL,"
+	"  reason TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX rule_deferred_due ON rule_deferred(due);"
+	"CREATE INDEX rule_deferred_customer ON rule_deferred(customer, rid);"
+	/* Host actions. state: pending (never taken), leased (taken; offered
+	 * again once next_at = the lease end passes), failed (retry at
+	 * next_at), done, dead (gave up). ikey is the stable idempotency key. */
+	"CREATE TABLE outbox ("
+	"  id INTEGER PRIMARY KEY,"
+	"  ikey TEXT NOT NULL UNIQUE,"
+	"  action TEXT NOT NULL,"
+	"  params TEXT NOT NULL,"
+	"  customer INTEGER NOT NULL,"
+	"  rid INTEGER,"
+	"  version INTEGER,"
+	"  context TEXT,"
+	"  state TEXT NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_at INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  done_at INTEGER,"
+	"  last_error TEXT);"
+	"CREATE INDEX outbox_ready ON outbox(next_at, id) "
+	"  WHERE state IN ('pending', 'leased', 'failed');"
+	"CREATE INDEX outbox_customer ON outbox(customer);"
+	/* The decision trace: every evaluation that fired or was stopped.
+	 * inputs: what the condition read (replayed for the sub-expression
+	 * trace when queried); detail: the outcome's particulars. */
+	"CREATE TABLE rule_trace ("
+	"  id INTEGER PRIMARY KEY,"
+	"  rid INTEGER NOT NULL,"
+	"  version INTEGER NOT NULL,"
+	"  customer INTEGER NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  instance TEXT,"
+	"  event INTEGER,"
+	"  outcome TEXT NOT NULL,"
+	"  detail TEXT,"
+	"  inputs TEXT);"
+	"CREATE INDEX rule_trace_customer ON rule_trace(customer, at);"
+	"CREATE INDEX rule_trace_rule ON rule_trace(rid, at);"
+	/* Tags. A customer's tag row remembers the id it was given to
+	 * (origin) so that an unmerge hands it back to that side. */
+	"CREATE TABLE tag_group ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  exclusive INTEGER NOT NULL,"
+	"  description TEXT);"
+	"CREATE TABLE tag ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  grp INTEGER,"
+	"  kind TEXT NOT NULL DEFAULT 'manual',"
+	"  definition TEXT,"
+	"  description TEXT);"
+	"CREATE TABLE customer_tag ("
+	"  customer INTEGER NOT NULL,"
+	"  tag INTEGER NOT NULL,"
+	"  origin INTEGER NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  rule TEXT,"
+	"  rule_version INTEGER,"
+	"  actor TEXT,"
+	"  PRIMARY KEY (customer, tag)) WITHOUT ROWID;"
+	"CREATE INDEX customer_tag_tag ON customer_tag(tag, customer);"
+	"CREATE TABLE tag_history ("
+	"  id INTEGER PRIMARY KEY,"
+	"  customer INTEGER NOT NULL,"
+	"  tag INTEGER NOT NULL,"
+	"  op TEXT NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  rule TEXT,"
+	"  rule_version INTEGER,"
+	"  actor TEXT,"
+	"  reason TEXT);"
+	"CREATE INDEX tag_history_customer ON tag_history(customer, at);"
+	/* Erasure (scrm_profile_erase, anonymization) reaches the rule
+	 * engine's personal data through the profile engine's erasure record:
+	 * the values conditions read are dropped from the trace, tags and
+	 * pending work go, and undelivered host actions are given up. */
+	"CREATE TRIGGER rule_erasure AFTER INSERT ON profile_erasure BEGIN"
+	"  UPDATE rule_trace SET inputs = NULL WHERE customer IN"
+	"    (SELECT id FROM identity_customers WHERE root = NEW.customer) OR customer = NEW.customer;"
+	"  DELETE FROM customer_tag WHERE customer = NEW.customer;"
+	"  DELETE FROM rule_wait WHERE customer = NEW.customer;"
+	"  DELETE FROM rule_date WHERE customer = NEW.customer;"
+	"  DELETE FROM rule_deferred WHERE customer = NEW.customer;"
+	"  UPDATE outbox SET state = 'dead', last_error = 'customer erased'"
+	"    WHERE customer = NEW.customer AND state IN ('pending', 'leased', 'failed');"
+	"  END;"
+	"INSERT INTO scrm_meta(key, value) VALUES ('rules.rev', '0');";
