@@ -33,8 +33,10 @@ extern "C" {
  *  `normalizer` is one of "phone", "email", "trim", "casefold" or "pattern";
  *  with "pattern", `pattern` (PCRE2) must match the trimmed value and its
  *  first capture group (or the whole match) is the stored value. Blocklist
- *  entries are compared after normalization; block_patterns are PCRE2 and
- *  are tested against the normalized value. `limit` 0 means unlimited.
+ *  entries are compared after normalization, each entry also in its own
+ *  normal form (so "13800138000" blocks "+86 138 0013 8000" as a phone);
+ *  block_patterns are PCRE2 and are tested against the normalized value.
+ *  Patterns may not use `\C`. `limit` 0 means unlimited.
  *  `name` is 1–64 characters of [a-z0-9_].
  *
  *  Observation (scrm_identity_observe_json):

@@ -366,8 +366,9 @@ SCRM_API int scrm_expr_error_pos(const scrm_expr_vars *vars, int *line, int *col
  *  The condition is an expression (doc/expressions.md) that holds only when
  *  it is exactly true. It reads `event.{id,type,channel,key,at,amount,
  *  currency,refund_of}`, `event.props.…`, `event.items` (event and absence
- *  triggers), `profile.…` (the shape of scrm_profile_json(); a condition
- *  that reads only `profile.attributes.NAME` fetches just those),
+ *  triggers), `profile.…` (the shape of scrm_profile_json(), fetched when
+ *  the evaluation first reaches such a path; `profile.attributes.NAME`
+ *  fetches that attribute alone),
  *  `trigger.{kind,instance,due}`, and calls has_tag(), count(), sum(),
  *  now(), days_since() for the customer; any other path is refused when the
  *  rule is loaded. An evaluation error is traced (`error`), never fatal.
@@ -502,13 +503,12 @@ SCRM_API int scrm_rules_tick(scrm_db *db, int64_t now_ms, char **summary);
  *  Every evaluation that fired or was stopped is recorded, in the same
  *  transaction, as
  *  @code
- *  {"id":41,"rule":"cart_abandon","version":2,"customer":7,"at":T,
+ *  {"rule":"cart_abandon","version":2,"customer":7,"at":T,
  *   "trigger":"absence","instance":"ev:1203","event":1203,
  *   "outcome":"cap_reached",
  *   "detail":{"group":"marketing","cap":"3/3","count":3,"max":3,
  *             "window":"rolling 7d","on_cap":"drop"},
- *   "inputs":{"now":T,"event":1203,"kind":"absence","instance":"ev:1203",
- *             "profile":{"figures":{"orders":2}},"calls":[["has_tag","vip",0]]},
+ *   "inputs":{"profile":{"figures":{"orders":2}},"calls":[["has_tag","vip",0]]},
  *   "condition":{"ok":true,"value":true,"steps":[…]}}
  *  @endcode
  *  `outcome` is one of fired, condition_false, error, once, cooldown,
@@ -521,8 +521,9 @@ SCRM_API int scrm_rules_tick(scrm_db *db, int64_t now_ms, char **summary);
  *  → `until`; no_consent → `purpose`; cooldown → `until`; error → `code` and
  *  `error`; cancelled_by_event → `by_event`, `start_at`, `due`, and the
  *  correlation's `match_inputs`. `inputs` are the values the condition
- *  read (event ids, the part of the profile read, results of has_tag,
- *  count and sum) — deliberately small; with SCRM_RULES_TRACE_STEPS the
+ *  read beyond what the record holds already (its time, trigger and event):
+ *  the part of the profile read and the results of has_tag, count and sum
+ *  (`["count","order",from,result]`) — deliberately small; with SCRM_RULES_TRACE_STEPS the
  *  condition is re-evaluated from them and `condition` shows every
  *  sub-expression's value as scrm_expr_eval_trace() does. Deferred firings
  *  delivered later are traced again without inputs. Erasing a customer

@@ -25,7 +25,7 @@ typedef struct id_kind {
 	int priority;
 	int limit;
 	pcre2_code *pattern;          /* NORM_PATTERN */
-	char **block;                 /* exact values after normalization */
+	char **block;                 /* exact values, as given and normalized */
 	size_t nblock;
 	pcre2_code **block_re;
 	size_t nblock_re;
@@ -35,7 +35,8 @@ typedef struct id_state {
 	id_kind *kinds;               /* sorted by (priority, name) */
 	size_t nkinds;
 	uint64_t fresh_in_tx;         /* write transaction in which it was checked */
-	char rev[32];                 /* scrm_meta 'identity.kinds_rev' when loaded ("" = stale) */
+	uint64_t set_in_tx;           /* write transaction that set a kind (may roll back) */
+	char rev[48];                 /* scrm_meta 'identity.kinds_rev' when loaded ("" = stale) */
 	pcre2_match_data *md;
 	pcre2_match_context *mctx;
 } id_state;
@@ -49,6 +50,10 @@ const id_kind *id__kind_by_id(const id_state *st, int64_t id);
  * with a reason in why[] ("blocked", "not a phone number", ...). */
 int id__normalize(id_state *st, const id_kind *k, const char *raw, char *out, char *why,
 		  size_t whylen);
+/* Normal form of a blocklist entry into out[ID_VALUE_MAX+1], ignoring the
+ * blocklists; SCRM_INVALID when the entry is no value of the kind. */
+int id__normalize_block(pcre2_match_data *md, pcre2_match_context *mctx, const id_kind *k,
+			const char *entry, char *out);
 
 /* Canonical (root) id of a customer; SCRM_NOTFOUND if never issued. */
 int id__root(scrm_db *db, int64_t id, int64_t *root);

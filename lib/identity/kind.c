@@ -47,7 +47,10 @@ static int compile_re(scrm_db *db, const char *what, const char *pat, pcre2_code
 {
 	int err;
 	PCRE2_SIZE off;
-	*out = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &err, &off, NULL);
+	/* \C matches one byte even in UTF mode: it could extract half a
+	 * character, or leave the matcher inside one. */
+	*out = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+			     PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C, &err, &off, NULL);
 	if (!*out) {
 		PCRE2_UCHAR msg[128];
 		pcre2_get_error_message(err, msg, sizeof msg);
@@ -71,8 +74,28 @@ static bool valid_name(const char *s)
 
 static const char *const norm_names[] = {"trim", "casefold", "phone", "email", "pattern"};
 
+/* Add the normal form of each blocklist entry that differs from the entry
+ * itself, so that an entry blocks every way of writing it. */
+static int block_normalize(scrm_db *db, id_state *st, id_kind *k)
+{
+	char norm[ID_VALUE_MAX + 1];
+	for (size_t i = 0, n = k->nblock; i < n; i++) {
+		if (id__normalize_block(st->md, st->mctx, k, k->block[i], norm))
+			continue;
+		bool known = false;
+		for (size_t j = 0; j < k->nblock && !known; j++)
+			known = strcmp(k->block[j], norm) == 0;
+		if (known)
+			continue;
+		if (!(k->block[k->nblock] = scrm__strdup(db, norm)))
+			return scrm__error(db, SCRM_NOMEM, "out of memory");
+		k->nblock++;
+	}
+	return SCRM_OK;
+}
+
 /* Parse and compile one definition into *k (k zeroed by the caller). */
-static int kind_parse(scrm_db *db, const char *json, id_kind *k)
+static int kind_parse(scrm_db *db, id_state *st, const char *json, id_kind *k)
 {
 	static const char *const fields[] = {"name", "normalizer", "priority", "limit",
 					     "blocklist", "block_patterns", "pattern", NULL};
@@ -147,7 +170,8 @@ static int kind_parse(scrm_db *db, const char *json, id_kind *k)
 		goto out;
 	}
 	int nb = bl ? cJSON_GetArraySize(bl) : 0, np = bp ? cJSON_GetArraySize(bp) : 0;
-	k->block = scrm__calloc(db, (size_t)nb + 1, sizeof *k->block);
+	/* Room for each entry and its normal form. */
+	k->block = scrm__calloc(db, 2 * (size_t)nb + 1, sizeof *k->block);
 	k->block_re = scrm__calloc(db, (size_t)np + 1, sizeof *k->block_re);
 	if (!k->block || !k->block_re) {
 		rc = scrm__error(db, SCRM_NOMEM, "out of memory");
@@ -177,19 +201,20 @@ static int kind_parse(scrm_db *db, const char *json, id_kind *k)
 			goto out;
 		k->nblock_re++;
 	}
+	rc = block_normalize(db, st, k);
 out:
 	cJSON_Delete(root);
 	return rc;
 }
 
-static int read_rev(scrm_db *db, char rev[32])
+static int read_rev(scrm_db *db, char rev[48])
 {
 	sqlite3_stmt *st = scrm__stmt(db, sql_rev);
 	if (!st)
 		return scrm_errcode(db);
 	rev[0] = '\0';
 	if (sqlite3_step(st) == SQLITE_ROW)
-		snprintf(rev, 32, "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(rev, 48, "%s", (const char *)sqlite3_column_text(st, 0));
 	sqlite3_reset(st);
 	return SCRM_OK;
 }
@@ -213,7 +238,7 @@ static int load_kinds(scrm_db *db, id_state *s)
 			kinds = nk;
 		}
 		memset(&kinds[n], 0, sizeof kinds[n]);
-		rc = kind_parse(db, (const char *)sqlite3_column_text(st, 1), &kinds[n]);
+		rc = kind_parse(db, s, (const char *)sqlite3_column_text(st, 1), &kinds[n]);
 		kinds[n].id = sqlite3_column_int64(st, 0);
 		n++;
 		if (rc)
@@ -232,19 +257,46 @@ static int load_kinds(scrm_db *db, id_state *s)
 	return SCRM_OK;
 }
 
+/* The handle's state, created empty (stale) when missing. */
+static id_state *state_get(scrm_db *db)
+{
+	id_state *s = scrm__engine_get(db, SCRM_ENGINE_IDENTITY);
+	if (s)
+		return s;
+	s = scrm__calloc(db, 1, sizeof *s);
+	if (!s) {
+		scrm__error(db, SCRM_NOMEM, "out of memory");
+		return NULL;
+	}
+	s->md = pcre2_match_data_create(16, NULL);
+	s->mctx = pcre2_match_context_create(NULL);
+	if (!s->md || !s->mctx) {
+		state_destroy(db, s);
+		scrm__error(db, SCRM_NOMEM, "out of memory");
+		return NULL;
+	}
+	/* Bounded work on hostile patterns: a limit hit counts as no match. */
+	pcre2_set_match_limit(s->mctx, 100000);
+	pcre2_set_depth_limit(s->mctx, 1000);
+	pcre2_set_heap_limit(s->mctx, 1024);
+	scrm__engine_set(db, SCRM_ENGINE_IDENTITY, s, state_destroy);
+	return s;
+}
+
 int id__state(scrm_db *db, id_state **out)
 {
 	id_state *s = scrm__engine_get(db, SCRM_ENGINE_IDENTITY);
 	/* Nobody else can commit while we hold the write lock: checked once
-	 * per write transaction is enough. */
+	 * per write transaction is enough — unless this transaction set a
+	 * kind, which a rolled-back savepoint may have undone since. */
 	uint64_t serial = scrm__tx_in_write(db) ? scrm__tx_serial(db) : 0;
-	if (s && serial && s->fresh_in_tx == serial && s->rev[0]) {
+	if (s && serial && s->fresh_in_tx == serial && s->set_in_tx != serial && s->rev[0]) {
 		*out = s;
 		return SCRM_OK;
 	}
 	/* Compare the stored revision, not PRAGMA data_version: the latter does
 	 * not move when this connection itself commits or rolls back. */
-	char rev[32];
+	char rev[48];
 	int rc = read_rev(db, rev);
 	if (rc)
 		return rc;
@@ -253,22 +305,8 @@ int id__state(scrm_db *db, id_state **out)
 		*out = s;
 		return SCRM_OK;
 	}
-	if (!s) {
-		s = scrm__calloc(db, 1, sizeof *s);
-		if (!s)
-			return scrm__error(db, SCRM_NOMEM, "out of memory");
-		s->md = pcre2_match_data_create(16, NULL);
-		s->mctx = pcre2_match_context_create(NULL);
-		if (!s->md || !s->mctx) {
-			state_destroy(db, s);
-			return scrm__error(db, SCRM_NOMEM, "out of memory");
-		}
-		/* Bounded work on hostile patterns: a limit hit counts as no match. */
-		pcre2_set_match_limit(s->mctx, 100000);
-		pcre2_set_depth_limit(s->mctx, 1000);
-		pcre2_set_heap_limit(s->mctx, 1024);
-		scrm__engine_set(db, SCRM_ENGINE_IDENTITY, s, state_destroy);
-	}
+	if (!s && !(s = state_get(db)))
+		return scrm_errcode(db);
 	s->rev[0] = '\0';
 	if ((rc = load_kinds(db, s)))
 		return rc;
@@ -330,8 +368,12 @@ SCRM_API int scrm_identity_kind_set(scrm_db *db, const char *json)
 		return rc;
 	if (!json)
 		return scrm__error(db, SCRM_MISUSE, "scrm_identity_kind_set: json is NULL");
+	/* The state exists from here on, so that the change is marked on it. */
+	id_state *cached = state_get(db);
+	if (!cached)
+		return scrm_errcode(db);
 	id_kind k = {0};
-	if ((rc = kind_parse(db, json, &k))) {
+	if ((rc = kind_parse(db, cached, json, &k))) {
 		kind_clear(&k);
 		return rc;
 	}
@@ -354,20 +396,21 @@ SCRM_API int scrm_identity_kind_set(scrm_db *db, const char *json)
 			rc = scrm__step_done(db, st, "storing the kind");
 		}
 		if (!rc) {
+			/* A counter and a random part: a change rolled back here
+			 * and another committed elsewhere never look the same. */
 			sqlite3_stmt *r = scrm__stmt(
-				db, "UPDATE scrm_meta SET value = CAST(value AS INTEGER) + 1 "
-				    "WHERE key='identity.kinds_rev'");
+				db, "UPDATE scrm_meta SET value = (CAST(value AS INTEGER) + 1) || '-' || "
+				    "lower(hex(randomblob(8))) WHERE key='identity.kinds_rev'");
 			rc = r ? scrm__step_done(db, r, "bumping the kinds revision") : scrm_errcode(db);
 		}
 		rc = scrm__tx_end(db, rc);
 	}
 	/* data_version does not move for this connection's own commits: drop
-	 * the cached revision so the next call reloads. */
-	id_state *cached = scrm__engine_get(db, SCRM_ENGINE_IDENTITY);
-	if (cached) {
-		cached->rev[0] = '\0';
-		cached->fresh_in_tx = 0;
-	}
+	 * the cached revision so the next call reloads, and keep checking it
+	 * for the rest of an enclosing batch. */
+	cached->rev[0] = '\0';
+	cached->fresh_in_tx = 0;
+	cached->set_in_tx = scrm__tx_serial(db);
 	scrm__free(text);
 	kind_clear(&k);
 	return rc;

@@ -129,61 +129,78 @@ static int norm_email(const char *s, size_t n, char *out, char *why, size_t wn)
 	return SCRM_OK;
 }
 
-static int norm_pattern(id_state *st, const id_kind *k, const char *s, size_t n, char *out,
-			char *why, size_t wn)
+static int norm_pattern(pcre2_match_data *md, pcre2_match_context *mctx, const id_kind *k,
+			const char *s, size_t n, char *out, char *why, size_t wn)
 {
-	int m = pcre2_match(k->pattern, (PCRE2_SPTR)s, n, 0, 0, st->md, st->mctx);
+	int m = pcre2_match(k->pattern, (PCRE2_SPTR)s, n, 0, 0, md, mctx);
 	if (m < 0)
 		return reject(why, wn, m == PCRE2_ERROR_NOMATCH ? "does not match the kind's pattern"
 								 : "pattern match limit reached");
-	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(st->md);
+	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
 	int g = m > 1 && ov[2] != PCRE2_UNSET ? 1 : 0;
-	size_t len = ov[2 * g + 1] - ov[2 * g];
-	if (len == 0)
+	/* \K in a lookahead (PCRE2 before 10.38) can end a match before it starts. */
+	if (ov[2 * g + 1] <= ov[2 * g])
 		return reject(why, wn, "pattern extracted an empty value");
+	size_t len = ov[2 * g + 1] - ov[2 * g];
 	memcpy(out, s + ov[2 * g], len);
 	out[len] = '\0';
 	return SCRM_OK;
 }
 
+/* Checks every value passes and the trim; *s, *n: what the normalizer sees. */
+static int prepare(const char *raw, const char **s, size_t *n, char *why, size_t wn)
+{
+	*s = raw;
+	*n = strlen(raw);
+	if (*n > 4 * ID_VALUE_MAX)
+		return reject(why, wn, "value too long");
+	if (!scrm__utf8_valid(raw, *n))
+		return reject(why, wn, "not valid UTF-8 text");
+	trim(s, n);
+	if (*n == 0)
+		return reject(why, wn, "empty");
+	if (*n > ID_VALUE_MAX)
+		return reject(why, wn, "value too long");
+	for (size_t i = 0; i < *n; i++)
+		if ((unsigned char)(*s)[i] < 0x20)
+			return reject(why, wn, "contains a control character");
+	return SCRM_OK;
+}
+
+static int apply(pcre2_match_data *md, pcre2_match_context *mctx, const id_kind *k,
+		 const char *s, size_t n, char *out, char *why, size_t wn)
+{
+	switch (k->norm) {
+	case NORM_PHONE: return norm_phone(s, n, out, why, wn);
+	case NORM_EMAIL: return norm_email(s, n, out, why, wn);
+	case NORM_PATTERN: return norm_pattern(md, mctx, k, s, n, out, why, wn);
+	case NORM_CASEFOLD:
+		for (size_t i = 0; i < n; i++)
+			out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+		out[n] = '\0';
+		return SCRM_OK;
+	case NORM_TRIM:
+		memcpy(out, s, n);
+		out[n] = '\0';
+		return SCRM_OK;
+	}
+	return reject(why, wn, "unknown normalizer");
+}
+
 int id__normalize(id_state *st, const id_kind *k, const char *raw, char *out, char *why,
 		  size_t wn)
 {
-	size_t n = strlen(raw);
-	if (n > 4 * ID_VALUE_MAX)
-		return reject(why, wn, "value too long");
-	if (!scrm__utf8_valid(raw, n))
-		return reject(why, wn, "not valid UTF-8 text");
-	const char *s = raw;
-	trim(&s, &n);
-	if (n == 0)
-		return reject(why, wn, "empty");
-	if (n > ID_VALUE_MAX)
-		return reject(why, wn, "value too long");
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20)
-			return reject(why, wn, "contains a control character");
+	const char *s;
+	size_t n;
+	int rc = prepare(raw, &s, &n, why, wn);
+	if (rc)
+		return rc;
 	/* Junk is reported as blocked even where the normalizer would also
 	 * reject it: the caller learns it is junk, not a typo. */
 	for (size_t i = 0; i < k->nblock; i++)
 		if (strlen(k->block[i]) == n && memcmp(s, k->block[i], n) == 0)
 			return reject(why, wn, "blocked");
-	int rc = SCRM_OK;
-	switch (k->norm) {
-	case NORM_PHONE: rc = norm_phone(s, n, out, why, wn); break;
-	case NORM_EMAIL: rc = norm_email(s, n, out, why, wn); break;
-	case NORM_PATTERN: rc = norm_pattern(st, k, s, n, out, why, wn); break;
-	case NORM_CASEFOLD:
-		for (size_t i = 0; i < n; i++)
-			out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
-		out[n] = '\0';
-		break;
-	case NORM_TRIM:
-		memcpy(out, s, n);
-		out[n] = '\0';
-		break;
-	}
-	if (rc)
+	if ((rc = apply(st->md, st->mctx, k, s, n, out, why, wn)))
 		return rc;
 	for (size_t i = 0; i < k->nblock; i++)
 		if (strcmp(out, k->block[i]) == 0)
@@ -196,4 +213,14 @@ int id__normalize(id_state *st, const id_kind *k, const char *raw, char *out, ch
 			return reject(why, wn, "blocked");
 	}
 	return SCRM_OK;
+}
+
+int id__normalize_block(pcre2_match_data *md, pcre2_match_context *mctx, const id_kind *k,
+			const char *entry, char *out)
+{
+	const char *s;
+	size_t n;
+	char why[96];
+	int rc = prepare(entry, &s, &n, why, sizeof why);
+	return rc ? rc : apply(md, mctx, k, s, n, out, why, sizeof why);
 }

@@ -44,9 +44,10 @@ int ru__actions_json(const ru_rule *r, scrm_buf *b)
 			scrm__buf_puts(b, a->kind == RU_ACT_PROFILE_SET ? ",\"attributes\":" : ",\"params\":");
 			scrm__buf_puts(b, a->params);
 		}
-		if (a->consent) {
+		const char *consent = a->consent ? a->consent : a->kind == RU_ACT_HOST ? r->consent : NULL;
+		if (consent) {
 			scrm__buf_puts(b, ",\"consent\":");
-			scrm__buf_json_str(b, a->consent);
+			scrm__buf_json_str(b, consent);
 		}
 		scrm__buf_puts(b, "}");
 	}
@@ -127,8 +128,7 @@ static int insert_outbox(ru_ctx *c, const ru_fire_in *in, int64_t version, size_
 			 in->instance);
 	sqlite3_stmt *st = scrm__stmt(
 		db, "INSERT INTO outbox(ikey, action, params, customer, rid, version, context, state, "
-		    "next_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8) "
-		    "ON CONFLICT(ikey) DO NOTHING");
+		    "next_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8)");
 	if (!st)
 		return scrm_errcode(db);
 	sqlite3_bind_text(st, 1, key, 32, SQLITE_STATIC);
@@ -142,19 +142,10 @@ static int insert_outbox(ru_ctx *c, const ru_fire_in *in, int64_t version, size_
 	int rc = scrm__step_done(db, st, "writing to the outbox");
 	if (rc)
 		return rc;
-	sqlite3 *sq = scrm__sqlite(db);
-	if (sqlite3_changes(sq) > 0) {
-		scrm__buf_printf(detail, "%s{\"action\":", first ? "" : ",");
-		scrm__buf_json_str(detail, a->name);
-		scrm__buf_printf(detail, ",\"outbox\":%lld,\"key\":\"%s\"}",
-				 (long long)sqlite3_last_insert_rowid(sq), key);
-	} else {
-		/* Already decided once (a replayed trigger): at-least-once,
-		 * never twice from the library's side. */
-		scrm__buf_printf(detail, "%s{\"action\":", first ? "" : ",");
-		scrm__buf_json_str(detail, a->name);
-		scrm__buf_printf(detail, ",\"key\":\"%s\",\"existing\":true}", key);
-	}
+	scrm__buf_printf(detail, "%s{\"action\":", first ? "" : ",");
+	scrm__buf_json_str(detail, a->name);
+	scrm__buf_printf(detail, ",\"outbox\":%lld,\"key\":\"%s\"}",
+			 (long long)sqlite3_last_insert_rowid(scrm__sqlite(db)), key);
 	return SCRM_OK;
 }
 
@@ -201,24 +192,17 @@ static bool refusal(int rc)
 	       rc == SCRM_RANGE || rc == SCRM_PARSE || rc == SCRM_CONFLICT;
 }
 
-int ru__fire(ru_ctx *c, const ru_fire_in *in, const ru_rule *r, scrm_buf *detail)
+int ru__fire(ru_ctx *c, const ru_fire_in *in, const ru_action *acts, size_t n, scrm_buf *detail)
 {
 	scrm_db *db = c->db;
+	const ru_rule *r = in->r;
 	int64_t version = in->deferred ? in->version : r->version;
-	ru_action *owned = NULL;
-	const ru_action *acts = r->actions;
-	size_t n = r->nactions;
 	int rc;
-	if (in->deferred) {
-		if ((rc = actions_parse(db, in->actions, &owned, &n)))
-			return rc;
-		acts = owned;
-	}
 	bool guarded = false;
 	for (size_t i = 0; i < n; i++)
 		guarded |= acts[i].kind == RU_ACT_PROFILE_SET;
 	if (guarded && (rc = scrm__tx_begin(db)))
-		goto out;
+		return rc;
 	bool host = false;
 	rc = run_actions(c, in, version, acts, n, detail, &host);
 	if (!rc) {
@@ -249,14 +233,12 @@ int ru__fire(ru_ctx *c, const ru_fire_in *in, const ru_rule *r, scrm_buf *detail
 				scrm__buf_json_str(detail, msg);
 				rc = SCRM_EVAL; /* "not fired, traced as an error" */
 			}
-			goto out;
+			return rc;
 		}
 		rc = scrm__tx_end(db, rc);
 	}
 	if (!rc && host)
 		ru__outbox_wrote(db, c->st);
-out:
-	actions_free(owned, owned ? n : 0);
 	return rc;
 }
 
@@ -355,11 +337,12 @@ static void cap_detail(scrm_buf *d, const ru_group *g, const ru_cap *cap, int on
 
 /* The limits checked at every firing attempt, fresh or deferred: consent,
  * cap, quiet hours; then fire. */
-static int limits_and_fire(ru_ctx *c, const ru_fire_in *in, scrm_buf *detail, scrm_buf *inputs)
+static int limits_and_fire(ru_ctx *c, const ru_fire_in *in, const ru_action *acts, size_t n,
+			   scrm_buf *detail, scrm_buf *inputs)
 {
 	const ru_rule *r = in->r;
 	const char *purpose;
-	int rc = ru__check_consent(c, r, &purpose);
+	int rc = ru__check_consent(c, in->deferred ? NULL : r, acts, n, &purpose);
 	if (rc)
 		return rc;
 	if (purpose) {
@@ -407,7 +390,7 @@ static int limits_and_fire(ru_ctx *c, const ru_fire_in *in, scrm_buf *detail, sc
 		if ((rc = drop_deferral(c->db, in->deferred_id)))
 			return rc;
 	}
-	rc = ru__fire(c, in, r, detail);
+	rc = ru__fire(c, in, acts, n, detail);
 	if (rc == SCRM_EVAL) /* a built-in action refused its input: nothing was done */
 		return trace_out(c, in, "error", detail, inputs);
 	if (rc)
@@ -448,7 +431,7 @@ int ru__decide(ru_ctx *c, const ru_fire_in *in)
 		rc = trace_out(c, in, stop, &detail, &inputs);
 		goto out;
 	}
-	rc = limits_and_fire(c, in, &detail, &inputs);
+	rc = limits_and_fire(c, in, r->actions, r->nactions, &detail, &inputs);
 out:
 	scrm__buf_reset(&detail);
 	scrm__buf_reset(&inputs);
@@ -457,9 +440,15 @@ out:
 
 int ru__decide_deferred(ru_ctx *c, const ru_fire_in *in)
 {
+	ru_action *acts;
+	size_t n;
+	int rc = actions_parse(c->db, in->actions, &acts, &n);
+	if (rc)
+		return rc;
 	scrm_buf detail;
 	scrm__buf_init(&detail, c->db);
-	int rc = limits_and_fire(c, in, &detail, NULL);
+	rc = limits_and_fire(c, in, acts, n, &detail, NULL);
 	scrm__buf_reset(&detail);
+	actions_free(acts, n);
 	return rc;
 }

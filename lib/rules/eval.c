@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "rules-int.h"
+#include "expr-int.h" /* scrm_expr_env: the resolver hook for lazy profile binding */
 
 /* ------------------------------------------------------------ context */
 
@@ -26,6 +27,7 @@ void ru__ctx_init(ru_ctx *c, scrm_db *db, ru_state *st, int64_t customer, int64_
 
 void ru__ctx_clear(ru_ctx *c)
 {
+	ru__trace_drop(c);
 	scrm__free(c->profile);
 	cJSON_Delete(c->profile_j);
 	for (size_t i = 0; i < c->nattrs; i++) {
@@ -70,7 +72,9 @@ int ru__ctx_attr(ru_ctx *c, const char *name, const char **json)
 	if (!nm)
 		return scrm__error(c->db, SCRM_NOMEM, "out of memory");
 	int rc = scrm_profile_get(c->db, c->customer, name, &val);
-	if (rc == SCRM_NOTFOUND || rc == SCRM_STATE) {
+	/* Unset, an erased customer, or a name the profile engine refuses:
+	 * the attribute is missing, as in the profile JSON. */
+	if (rc == SCRM_NOTFOUND || rc == SCRM_STATE || rc == SCRM_INVALID) {
 		scrm__clear_error(c->db);
 		rc = SCRM_OK;
 		val = NULL;
@@ -92,7 +96,7 @@ static int ctx_profile(ru_ctx *c)
 	if (c->profile_loaded)
 		return SCRM_OK;
 	int rc = scrm_profile_json(c->db, c->customer, 0, &c->profile);
-	if (rc == SCRM_NOTFOUND) {
+	if (rc == SCRM_NOTFOUND || rc == SCRM_STATE) {
 		scrm__clear_error(c->db);
 		rc = SCRM_OK;
 	}
@@ -378,69 +382,86 @@ static bool prune_copy(cJSON *dst, const cJSON *src, const char *path)
 	return true;
 }
 
-/* Bind the profile (live) and write the part of it that was read. */
-static int bind_profile(ru_ctx *c, ru_expr *x, scrm_buf *rec)
+/* Profile paths are bound lazily, when the evaluation first reads one
+ * (the expression engine asks its resolver for slots nobody bound): a
+ * condition whose `event.amount >= 50000 && profile…` stops at the event
+ * costs no profile read. */
+typedef struct lazy {
+	ru_ctx *c;
+	ru_expr *x;
+	bool record;
+	bool full;        /* the whole profile was bound */
+	scrm_buf attrs;   /* ,"name":json… of the attributes bound */
+} lazy;
+
+static int resolve_cb(void *ud, scrm_expr_vars *vars, int slot, const char *path)
 {
-	scrm_db *db = c->db;
+	lazy *lz = ud;
+	ru_ctx *c = lz->c;
+	const ru_slot *s = &lz->x->slots[slot];
 	int rc = SCRM_OK;
-	if (x->profile) {
-		if ((rc = ctx_profile(c)))
-			return rc;
-		if (!c->profile)
-			return SCRM_OK;
-		if ((rc = scrm_expr_vars_set_json(x->v, "profile", c->profile)))
-			return scrm__error(db, rc == SCRM_NOMEM ? SCRM_NOMEM : rc,
-					   "binding the profile: %s", scrm_expr_errmsg(x->v));
-		if (!rec)
-			return SCRM_OK;
-		if (!c->profile_j && !(c->profile_j = cJSON_Parse(c->profile)))
-			return scrm__error(db, SCRM_NOMEM, "out of memory");
-		cJSON *pr = cJSON_CreateObject();
-		bool ok = pr != NULL;
-		for (int i = 0; i < x->nslots && ok; i++) {
-			const char *p = scrm_expr_var_name(x->e, i);
-			if (x->slots[i].src == RU_SRC_PROFILE || x->slots[i].src == RU_SRC_PROFILE_ATTR)
-				ok = strlen(p) > 8 ? prune_copy(pr, c->profile_j, p + 8) : true;
-		}
-		char *text = ok ? cJSON_PrintUnformatted(pr) : NULL;
-		cJSON_Delete(pr);
-		if (!text)
-			return scrm__error(db, SCRM_NOMEM, "out of memory");
-		scrm__buf_puts(rec, ",\"profile\":");
-		scrm__buf_puts(rec, text);
-		cJSON_free(text);
-		return SCRM_OK;
-	}
-	bool any = false;
-	for (int i = 0; i < x->nslots; i++) {
-		const ru_slot *s = &x->slots[i];
-		if (s->src != RU_SRC_PROFILE_ATTR)
-			continue;
-		bool seen = false;
-		for (int k = 0; k < i && !seen; k++)
-			seen = x->slots[k].src == RU_SRC_PROFILE_ATTR && strcmp(x->slots[k].attr, s->attr) == 0;
-		if (seen)
-			continue;
+	(void)path;
+	if (s->src == RU_SRC_PROFILE || (s->src == RU_SRC_PROFILE_ATTR && lz->x->profile)) {
+		if (lz->full || (rc = ctx_profile(c)) || !c->profile)
+			goto out;
+		lz->full = true;
+		if ((rc = scrm_expr_vars_set_json(vars, "profile", c->profile)))
+			rc = scrm__error(c->db, rc, "binding the profile: %s", scrm_expr_errmsg(vars));
+	} else if (s->src == RU_SRC_PROFILE_ATTR) {
 		const char *json;
-		if ((rc = ru__ctx_attr(c, s->attr, &json)))
-			return rc;
-		if (!json)
-			continue;
-		char path[96];
-		snprintf(path, sizeof path, "profile.attributes.%s", s->attr);
-		if ((rc = scrm_expr_vars_set_json(x->v, path, json)))
-			return scrm__error(db, rc, "binding attribute %s: %s", s->attr,
-					   scrm_expr_errmsg(x->v));
-		if (rec) {
-			scrm__buf_puts(rec, any ? "," : ",\"profile\":{\"attributes\":{");
-			scrm__buf_json_str(rec, s->attr);
-			scrm__buf_puts(rec, ":");
-			scrm__buf_puts(rec, json);
+		if ((rc = ru__ctx_attr(c, s->attr, &json)) || !json)
+			goto out;
+		char prefix[96];
+		snprintf(prefix, sizeof prefix, "profile.attributes.%s", s->attr);
+		if ((rc = scrm_expr_vars_set_json(vars, prefix, json))) {
+			rc = scrm__error(c->db, rc, "binding attribute %s: %s", s->attr,
+					 scrm_expr_errmsg(vars));
+			goto out;
 		}
-		any = true;
+		if (lz->record) {
+			scrm__buf_puts(&lz->attrs, ",");
+			scrm__buf_json_str(&lz->attrs, s->attr);
+			scrm__buf_puts(&lz->attrs, ":");
+			scrm__buf_puts(&lz->attrs, json);
+		}
 	}
-	if (rec && any)
+out:
+	if (rc)
+		c->err = rc;
+	return rc;
+}
+
+/* The part of the profile that was read, for the trace. */
+static int record_profile(lazy *lz, scrm_buf *rec)
+{
+	ru_ctx *c = lz->c;
+	ru_expr *x = lz->x;
+	if (lz->attrs.len) {
+		scrm__buf_puts(rec, ",\"profile\":{\"attributes\":{");
+		scrm__buf_append(rec, lz->attrs.data + 1, lz->attrs.len - 1);
 		scrm__buf_puts(rec, "}}");
+	}
+	if (lz->attrs.oom)
+		rec->oom = true;
+	if (!lz->full)
+		return SCRM_OK;
+	if (!c->profile_j && !(c->profile_j = cJSON_Parse(c->profile)))
+		return scrm__error(c->db, SCRM_NOMEM, "out of memory");
+	cJSON *pr = cJSON_CreateObject();
+	bool ok = pr != NULL;
+	for (int i = 0; i < x->nslots && ok; i++) {
+		const char *p = scrm_expr_var_name(x->e, i);
+		if ((x->slots[i].src == RU_SRC_PROFILE || x->slots[i].src == RU_SRC_PROFILE_ATTR) &&
+		    strlen(p) > 8)
+			ok = prune_copy(pr, c->profile_j, p + 8);
+	}
+	char *text = ok ? cJSON_PrintUnformatted(pr) : NULL;
+	cJSON_Delete(pr);
+	if (!text)
+		return scrm__error(c->db, SCRM_NOMEM, "out of memory");
+	scrm__buf_puts(rec, ",\"profile\":");
+	scrm__buf_puts(rec, text);
+	cJSON_free(text);
 	return SCRM_OK;
 }
 
@@ -452,41 +473,51 @@ int ru__eval(ru_ctx *c, ru_expr *x, int *holds, int *evalerr, scrm_buf *inputs)
 	int rc = bind_common(c->db, x, evs, c->trig_kind, c->instance, c->due);
 	if (rc)
 		return rc;
-	if (inputs) {
-		scrm__buf_printf(inputs, "{\"now\":%lld", (long long)c->now);
-		if (c->ev)
-			scrm__buf_printf(inputs, ",\"event\":%lld", (long long)c->ev->id);
-		if (c->start)
-			scrm__buf_printf(inputs, ",\"start\":%lld", (long long)c->start->id);
-		if (c->due)
-			scrm__buf_printf(inputs, ",\"due\":%lld", (long long)c->due);
-		scrm__buf_puts(inputs, ",\"kind\":");
-		scrm__buf_json_str(inputs, c->trig_kind ? c->trig_kind : "");
-		if (c->instance) {
-			scrm__buf_puts(inputs, ",\"instance\":");
-			scrm__buf_json_str(inputs, c->instance);
-		}
-	}
-	if ((rc = bind_profile(c, x, inputs)))
-		return rc;
+	lazy lz = {c, x, inputs != NULL, false, {0}};
+	scrm__buf_init(&lz.attrs, c->db);
 	scrm_expr_env *env = c->st->env;
 	scrm_expr_env_set_now(env, c->now);
 	scrm_expr_env_set_functions(env, tag_cb, events_cb, c);
+	env->h.resolve = resolve_cb;
+	env->h.resolve_ud = &lz;
 	scrm_expr_vars_set_env(x->v, env);
 	c->calls.len = 0; /* keep the buffer */
 	c->calls.oom = false;
 	c->ncalls = 0;
 	c->err = 0;
 	rc = scrm_expr_test(x->e, x->v, holds);
+	env->h.resolve = NULL;
+	env->h.resolve_ud = NULL;
+	/* Recorded: what the trace row does not hold already (its time, kind,
+	 * instance and event are the evaluation's now, trigger and event). */
 	if (inputs) {
-		scrm__buf_puts(inputs, ",\"calls\":[");
-		if (c->calls.len)
-			scrm__buf_append(inputs, c->calls.data, c->calls.len);
-		if (c->calls.oom)
+		scrm_buf m;
+		scrm__buf_init(&m, c->db);
+		if (c->start) /* correlation: the two events */
+			scrm__buf_printf(&m, ",\"event\":%lld,\"start\":%lld", (long long)c->ev->id,
+					 (long long)c->start->id);
+		if (c->due)
+			scrm__buf_printf(&m, ",\"due\":%lld", (long long)c->due);
+		int prc = rc == SCRM_OK || !c->err ? record_profile(&lz, &m) : SCRM_OK;
+		if (c->ncalls) {
+			scrm__buf_puts(&m, ",\"calls\":[");
+			scrm__buf_append(&m, c->calls.data, c->calls.len);
+			if (c->calls.oom)
+				m.oom = true;
+			scrm__buf_puts(&m, "]");
+		}
+		scrm__buf_puts(inputs, "{");
+		if (m.len)
+			scrm__buf_append(inputs, m.data + 1, m.len - 1);
+		scrm__buf_puts(inputs, "}");
+		if (m.oom)
 			inputs->oom = true;
-		scrm__buf_puts(inputs, "]}");
+		scrm__buf_reset(&m);
+		if (prc && !c->err)
+			c->err = prc;
 	}
-	if (rc == SCRM_OK)
+	scrm__buf_reset(&lz.attrs);
+	if (rc == SCRM_OK && !c->err)
 		return SCRM_OK;
 	if (c->err)
 		return c->err;
@@ -499,7 +530,8 @@ int ru__eval(ru_ctx *c, ru_expr *x, int *holds, int *evalerr, scrm_buf *inputs)
 
 /* ------------------------------------------------------------ replay */
 
-int ru__replay(scrm_db *db, const char *src, const char *inputs, bool absence_match, scrm_buf *out)
+int ru__replay(scrm_db *db, const char *src, const char *inputs, const ru_replay_row *row,
+	       scrm_buf *out)
 {
 	ru_expr *x = NULL;
 	cJSON *in = NULL;
@@ -507,7 +539,7 @@ int ru__replay(scrm_db *db, const char *src, const char *inputs, bool absence_ma
 	memset(rows, 0, sizeof rows);
 	scrm_expr_env *env = NULL;
 	char *trace = NULL;
-	int rc = ru__expr_compile(db, src, "?", "condition", absence_match, RU_TRIG_EVENT, &x);
+	int rc = ru__expr_compile(db, src, "?", "condition", false, RU_TRIG_EVENT, &x);
 	if (rc == SCRM_NOMEM)
 		return rc;
 	if (rc) {
@@ -521,22 +553,13 @@ int ru__replay(scrm_db *db, const char *src, const char *inputs, bool absence_ma
 		goto out;
 	}
 	const ru_ev *evs[2] = {NULL, NULL};
-	static const char *const which[2] = {"event", "start"};
-	for (int w = 0; w < 2; w++) {
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(in, which[w]);
-		bool found = false;
-		if (cJSON_IsNumber(id) &&
-		    (rc = ru__event_read(db, (int64_t)id->valuedouble, &rows[w], &found)))
-			goto out;
-		if (found)
-			evs[w] = &rows[w].ev;
-	}
-	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(in, "kind");
-	const cJSON *inst = cJSON_GetObjectItemCaseSensitive(in, "instance");
+	bool found = false;
+	if (row->event && (rc = ru__event_read(db, row->event, &rows[0], &found)))
+		goto out;
+	if (found)
+		evs[0] = &rows[0].ev;
 	const cJSON *due = cJSON_GetObjectItemCaseSensitive(in, "due");
-	const cJSON *now = cJSON_GetObjectItemCaseSensitive(in, "now");
-	if ((rc = bind_common(db, x, evs, cJSON_IsString(kind) ? kind->valuestring : NULL,
-			      cJSON_IsString(inst) ? inst->valuestring : NULL,
+	if ((rc = bind_common(db, x, evs, row->kind, row->instance,
 			      cJSON_IsNumber(due) ? (int64_t)due->valuedouble : 0)))
 		goto out;
 	const cJSON *prof = cJSON_GetObjectItemCaseSensitive(in, "profile");
@@ -559,8 +582,7 @@ int ru__replay(scrm_db *db, const char *src, const char *inputs, bool absence_ma
 		rc = scrm__error(db, SCRM_NOMEM, "out of memory");
 		goto out;
 	}
-	if (cJSON_IsNumber(now))
-		scrm_expr_env_set_now(env, (int64_t)now->valuedouble);
+	scrm_expr_env_set_now(env, row->now);
 	scrm_expr_env_set_functions(env, replay_tag, replay_events, &r);
 	scrm_expr_vars_set_env(x->v, env);
 	rc = scrm_expr_eval_trace(x->e, x->v, &trace);

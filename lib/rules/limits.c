@@ -4,6 +4,7 @@
  * in the customer's time zone), and quiet hours in the customer's time
  * zone; plus the calendar arithmetic they share with date triggers.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "rules-int.h"
@@ -86,21 +87,32 @@ int ru__check_once_cooldown(ru_ctx *c, const ru_rule *r, const char **outcome, i
 
 /* ------------------------------------------------------------ consent */
 
-int ru__check_consent(ru_ctx *c, const ru_rule *r, const char **purpose)
+int ru__check_consent(ru_ctx *c, const ru_rule *r, const ru_action *acts, size_t n,
+		      const char **purpose)
 {
 	*purpose = NULL;
-	for (size_t i = 0; i < r->nactions; i++) {
-		const ru_action *a = &r->actions[i];
-		const char *p = a->consent ? a->consent : a->kind == RU_ACT_HOST ? r->consent : NULL;
+	for (size_t i = 0; i < n; i++) {
+		const ru_action *a = &acts[i];
+		const char *p = a->consent ? a->consent
+			      : a->kind == RU_ACT_HOST && r ? r->consent : NULL;
 		if (!p)
 			continue;
-		int granted = 0;
-		int rc = scrm_profile_consent_get(c->db, c->customer, p, &granted);
-		if (rc == SCRM_NOTFOUND) {
-			scrm__clear_error(c->db);
-			granted = 0;
-		} else if (rc) {
-			return rc;
+		int granted = -1;
+		for (int k = 0; k < c->nconsent && granted < 0; k++)
+			if (strcmp(c->consent[k].purpose, p) == 0)
+				granted = c->consent[k].granted;
+		if (granted < 0) {
+			int rc = scrm_profile_consent_get(c->db, c->customer, p, &granted);
+			if (rc == SCRM_NOTFOUND) {
+				scrm__clear_error(c->db);
+				granted = 0;
+			} else if (rc) {
+				return rc;
+			}
+			if (c->nconsent < (int)SCRM_ARRAY_LEN(c->consent)) {
+				snprintf(c->consent[c->nconsent].purpose, sizeof c->consent[0].purpose, "%s", p);
+				c->consent[c->nconsent++].granted = granted;
+			}
 		}
 		if (!granted) {
 			*purpose = p;

@@ -82,11 +82,12 @@ int ru__expr_compile(scrm_db *db, const char *src, const char *rule_id, const ch
 		rc = scrm__error(db, rc, "rule '%s': %s: %s", rule_id, what, scrm_errmsg(NULL));
 		goto fail;
 	}
-	x->nslots = scrm_expr_var_count(x->e);
-	if (x->nslots > 0 && !(x->slots = scrm__calloc(db, (size_t)x->nslots, sizeof *x->slots))) {
+	int nslots = scrm_expr_var_count(x->e);
+	if (nslots > 0 && !(x->slots = scrm__calloc(db, (size_t)nslots, sizeof *x->slots))) {
 		rc = scrm__error(db, SCRM_NOMEM, "out of memory");
 		goto fail;
 	}
+	x->nslots = nslots;
 	for (int i = 0; i < x->nslots; i++) {
 		const char *p = scrm_expr_var_name(x->e, i);
 		ru_slot *s = &x->slots[i];
@@ -110,6 +111,13 @@ int ru__expr_compile(scrm_db *db, const char *src, const char *rule_id, const ch
 			s->attr = dot ? scrm__strndup(db, name, (size_t)(dot - name)) : scrm__strdup(db, name);
 			if (!s->attr) {
 				rc = scrm__error(db, SCRM_NOMEM, "out of memory");
+				goto fail;
+			}
+			if (!ru__is_name(s->attr, RU_ID_MAX, false)) {
+				rc = scrm__error(db, SCRM_INVALID,
+						 "rule '%s': %s reads '%s', but attribute names are 1-%d "
+						 "characters of [a-z0-9_]",
+						 rule_id, what, p, RU_ID_MAX);
 				goto fail;
 			}
 			ok = true;

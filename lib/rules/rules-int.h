@@ -237,9 +237,17 @@ typedef struct ru_ctx {
 	bool profile_loaded;
 	ru_attr_cache *attrs;
 	size_t nattrs, capattrs;
+	struct {
+		char purpose[RU_ID_MAX + 1];
+		int granted;
+	} consent[4];            /* consent read for this customer */
+	int nconsent;
 	bool tz_loaded;
 	int64_t tz_off;
 	char tz_name[64];
+	/* decisions traced, written by ru__trace_flush() */
+	struct ru_trace_row *trace;
+	size_t ntrace, captrace;
 	/* recorded while evaluating: host calls and bound profile values */
 	scrm_buf calls;
 	int ncalls;
@@ -258,8 +266,13 @@ int ru__ctx_tz(ru_ctx *c, int64_t *off);
  * `inputs` receives the JSON the trace keeps to replay the evaluation. */
 int ru__eval(ru_ctx *c, ru_expr *x, int *holds, int *evalerr, scrm_buf *inputs);
 
-/* Re-run a recorded evaluation for the trace. */
-int ru__replay(scrm_db *db, const char *src, const char *inputs, bool absence_match,
+/* Re-run a recorded condition evaluation for the trace: the row's time,
+ * trigger and event, plus the recorded inputs. */
+typedef struct ru_replay_row {
+	int64_t now, event;
+	const char *kind, *instance;
+} ru_replay_row;
+int ru__replay(scrm_db *db, const char *src, const char *inputs, const ru_replay_row *row,
 	       scrm_buf *out);
 
 /* ------------------------------------------------------------ deciding */
@@ -288,7 +301,12 @@ typedef struct ru_cap {
 	int64_t release; /* when the next unit frees up */
 } ru_cap;
 int ru__check_once_cooldown(ru_ctx *c, const ru_rule *r, const char **outcome, int64_t *until);
-int ru__check_consent(ru_ctx *c, const ru_rule *r, const char **purpose);
+/* Every action's consent purpose (its own, else for host actions the
+ * rule's `limits.consent`; r NULL: actions stored with a deferral, which
+ * carry their effective purpose) must be granted; *purpose names the
+ * first that is not. */
+int ru__check_consent(ru_ctx *c, const ru_rule *r, const ru_action *acts, size_t n,
+		      const char **purpose);
 int ru__check_cap(ru_ctx *c, const ru_rule *r, const ru_group *g, ru_cap *cap);
 int ru__check_quiet(ru_ctx *c, const ru_rule *r, int64_t *until);
 /* Start of the calendar period holding `t` and of the next one. */
@@ -297,18 +315,23 @@ void ru__calendar(int unit, int64_t t, int64_t off, int64_t *start, int64_t *nex
 void ru__civil(int64_t days, int64_t *y, unsigned *m, unsigned *d);
 
 /* action.c */
-int ru__fire(ru_ctx *c, const ru_fire_in *in, const ru_rule *r, scrm_buf *detail);
+int ru__fire(ru_ctx *c, const ru_fire_in *in, const ru_action *acts, size_t n, scrm_buf *detail);
 int ru__defer(ru_ctx *c, const ru_fire_in *in, int64_t until, const char *reason);
 /* Stable idempotency key (32 hex digits + NUL). */
 void ru__action_key(const char *rule_id, int64_t version, int64_t customer, const char *instance,
 		    size_t index, char out[33]);
-/* Actions of a rule as the JSON stored with a deferral. */
+/* Actions of a rule as the JSON stored with a deferral (each with its
+ * effective consent purpose). */
 int ru__actions_json(const ru_rule *r, scrm_buf *b);
 
-/* trace.c */
+/* trace.c: ru__trace records a decision in the context; ru__trace_flush
+ * writes the context's decisions (before it is cleared, in the same
+ * transaction). `outcome` must be a string literal. */
 int ru__trace(ru_ctx *c, const ru_rule *r, int64_t version, const char *kind,
 	      const char *instance, int64_t event_id, const char *outcome, const char *detail,
 	      const char *inputs);
+int ru__trace_flush(ru_ctx *c);
+void ru__trace_drop(ru_ctx *c);
 
 /* tags.c: add/remove on behalf of a rule or an actor (canonical customer). */
 int ru__tag_change(scrm_db *db, int64_t customer, const char *tag, bool add, int64_t at,

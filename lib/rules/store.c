@@ -523,8 +523,9 @@ static int set_enabled(scrm_db *db, const char *id, bool on)
 	int rc = find_live(db, id, &o);
 	if (!rc && o.enabled != on) {
 		int64_t now = scrm__now(db);
-		rc = step_sql(db, "UPDATE rule SET enabled = ?2 WHERE rid = ?1", "enabling a rule", o.rid,
-			      on ? "1" : "0");
+		rc = step_sql(db, on ? "UPDATE rule SET enabled = 1 WHERE rid = ?1"
+				     : "UPDATE rule SET enabled = 0 WHERE rid = ?1",
+			      "enabling a rule", o.rid, NULL);
 		if (!rc && !on)
 			rc = drop_pending(db, o.rid, false, true, false);
 		if (!rc) {

@@ -9,51 +9,127 @@
 
 #include "rules-int.h"
 
+struct ru_trace_row {
+	int64_t rid, version, at, event;
+	const char *outcome;
+	char *kind, *instance, *detail, *inputs;
+};
+
+static void row_free(struct ru_trace_row *t)
+{
+	scrm__free(t->kind);
+	scrm__free(t->instance);
+	scrm__free(t->detail);
+	scrm__free(t->inputs);
+}
+
+void ru__trace_drop(ru_ctx *c)
+{
+	for (size_t i = 0; i < c->ntrace; i++)
+		row_free(&c->trace[i]);
+	scrm__free(c->trace);
+	c->trace = NULL;
+	c->ntrace = c->captrace = 0;
+}
+
 int ru__trace(ru_ctx *c, const ru_rule *r, int64_t version, const char *kind,
 	      const char *instance, int64_t event_id, const char *outcome, const char *detail,
 	      const char *inputs)
 {
 	scrm_db *db = c->db;
-	sqlite3_stmt *st = scrm__stmt(
-		db, "INSERT INTO rule_trace(rid, version, customer, at, kind, instance, event, outcome, "
-		    "detail, inputs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
-	if (!st)
-		return scrm_errcode(db);
-	sqlite3_bind_int64(st, 1, r->rid);
-	sqlite3_bind_int64(st, 2, version);
-	sqlite3_bind_int64(st, 3, c->customer);
-	sqlite3_bind_int64(st, 4, c->now);
-	sqlite3_bind_text(st, 5, kind, -1, SQLITE_STATIC);
-	if (instance)
-		sqlite3_bind_text(st, 6, instance, -1, SQLITE_STATIC);
-	if (event_id)
-		sqlite3_bind_int64(st, 7, event_id);
-	sqlite3_bind_text(st, 8, outcome, -1, SQLITE_STATIC);
-	if (detail && strcmp(detail, "{}") != 0)
-		sqlite3_bind_text(st, 9, detail, -1, SQLITE_STATIC);
-	if (inputs)
-		sqlite3_bind_text(st, 10, inputs, -1, SQLITE_STATIC);
-	return scrm__step_done(db, st, "writing the decision trace");
+	if (c->ntrace == c->captrace) {
+		size_t cap = c->captrace ? c->captrace * 2 : 8;
+		struct ru_trace_row *p = scrm__realloc(db, c->trace, cap * sizeof *p);
+		if (!p)
+			return scrm__error(db, SCRM_NOMEM, "out of memory tracing");
+		c->trace = p;
+		c->captrace = cap;
+	}
+	struct ru_trace_row *t = &c->trace[c->ntrace];
+	memset(t, 0, sizeof *t);
+	t->rid = r->rid;
+	t->version = version;
+	t->at = c->now;
+	t->event = event_id;
+	t->outcome = outcome;
+	bool ok = (t->kind = scrm__strdup(db, kind)) && (t->instance = scrm__strdup(db, instance ? instance : ""));
+	if (ok && detail && strcmp(detail, "{}") != 0)
+		ok = (t->detail = scrm__strdup(db, detail)) != NULL;
+	if (ok && inputs)
+		ok = (t->inputs = scrm__strdup(db, inputs)) != NULL;
+	if (!ok) {
+		row_free(t);
+		return scrm__error(db, SCRM_NOMEM, "out of memory tracing");
+	}
+	c->ntrace++;
+	return SCRM_OK;
+}
+
+/* Up to four decisions per statement: they share customer and time and
+ * land on one page of the clustered table. */
+#define TRACE_INS "INSERT INTO rule_trace(customer, at, rid, instance, outcome, version, kind, " \
+		  "event, detail, inputs) VALUES "
+#define TRACE_ROW "(?,?,?,?,?,?,?,?,?,?)"
+#define TRACE_END " ON CONFLICT DO NOTHING"
+static const char *const trace_sql[4] = {
+	TRACE_INS TRACE_ROW TRACE_END,
+	TRACE_INS TRACE_ROW "," TRACE_ROW TRACE_END,
+	TRACE_INS TRACE_ROW "," TRACE_ROW "," TRACE_ROW TRACE_END,
+	TRACE_INS TRACE_ROW "," TRACE_ROW "," TRACE_ROW "," TRACE_ROW TRACE_END,
+};
+
+int ru__trace_flush(ru_ctx *c)
+{
+	scrm_db *db = c->db;
+	int rc = SCRM_OK;
+	for (size_t i = 0; i < c->ntrace && !rc; i += 4) {
+		size_t n = c->ntrace - i < 4 ? c->ntrace - i : 4;
+		sqlite3_stmt *st = scrm__stmt(db, trace_sql[n - 1]);
+		if (!st) {
+			rc = scrm_errcode(db);
+			break;
+		}
+		for (size_t k = 0; k < n; k++) {
+			const struct ru_trace_row *t = &c->trace[i + k];
+			int b = (int)k * 10;
+			sqlite3_bind_int64(st, b + 1, c->customer);
+			sqlite3_bind_int64(st, b + 2, t->at);
+			sqlite3_bind_int64(st, b + 3, t->rid);
+			sqlite3_bind_text(st, b + 4, t->instance, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, b + 5, t->outcome, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, b + 6, t->version);
+			sqlite3_bind_text(st, b + 7, t->kind, -1, SQLITE_STATIC);
+			if (t->event)
+				sqlite3_bind_int64(st, b + 8, t->event);
+			if (t->detail)
+				sqlite3_bind_text(st, b + 9, t->detail, -1, SQLITE_STATIC);
+			if (t->inputs)
+				sqlite3_bind_text(st, b + 10, t->inputs, -1, SQLITE_STATIC);
+		}
+		rc = scrm__step_done(db, st, "writing the decision trace");
+	}
+	ru__trace_drop(c);
+	return rc;
 }
 
 /* ------------------------------------------------------------ queries */
 
 #define TRACE_COLS                                                                          \
-	"SELECT t.id, r.id, t.version, t.customer, t.at, t.kind, t.instance, t.event, t.outcome, " \
+	"SELECT t.at, r.id, t.version, t.customer, t.at, t.kind, t.instance, t.event, t.outcome, " \
 	"t.detail, t.inputs, t.rid, "                                                         \
 	"(SELECT json_extract(v.definition, '$.condition') FROM rule_version v "               \
 	" WHERE v.rid = t.rid AND v.version = t.version) "                                     \
 	"FROM rule_trace t JOIN rule r ON r.rid = t.rid "
 
-static const char sql_all[] = TRACE_COLS "WHERE t.at >= ?3 ORDER BY t.at DESC, t.id DESC LIMIT ?4";
+static const char sql_all[] = TRACE_COLS "WHERE t.at >= ?3 ORDER BY t.at DESC, t.rid LIMIT ?4";
 static const char sql_rule[] =
-	TRACE_COLS "WHERE t.rid = ?1 AND t.at >= ?3 ORDER BY t.at DESC, t.id DESC LIMIT ?4";
+	TRACE_COLS "WHERE t.rid = ?1 AND t.at >= ?3 ORDER BY t.at DESC, t.customer LIMIT ?4";
 static const char sql_customer[] =
 	TRACE_COLS "WHERE t.customer IN (SELECT id FROM identity_customers WHERE root = ?2) "
-		   "AND t.at >= ?3 ORDER BY t.at DESC, t.id DESC LIMIT ?4";
+		   "AND t.at >= ?3 ORDER BY t.at DESC, t.rid LIMIT ?4";
 static const char sql_both[] =
 	TRACE_COLS "WHERE t.rid = ?1 AND t.customer IN (SELECT id FROM identity_customers "
-		   "WHERE root = ?2) AND t.at >= ?3 ORDER BY t.at DESC, t.id DESC LIMIT ?4";
+		   "WHERE root = ?2) AND t.at >= ?3 ORDER BY t.at DESC LIMIT ?4";
 
 static void put_text(scrm_buf *b, sqlite3_stmt *st, int col)
 {
@@ -97,8 +173,7 @@ static int trace_json(scrm_db *db, const char *rule_id, int64_t customer, int64_
 	rc = SCRM_OK;
 	scrm__buf_puts(b, "[");
 	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-		scrm__buf_printf(b, "%s{\"id\":%lld,\"rule\":", n++ ? "," : "",
-				 (long long)sqlite3_column_int64(st, 0));
+		scrm__buf_puts(b, n++ ? ",{\"rule\":" : "{\"rule\":");
 		put_text(b, st, 1);
 		scrm__buf_printf(b, ",\"version\":%lld,\"customer\":%lld,\"at\":%lld,\"trigger\":",
 				 (long long)sqlite3_column_int64(st, 2),
@@ -124,12 +199,18 @@ static int trace_json(scrm_db *db, const char *rule_id, int64_t customer, int64_
 			scrm__buf_puts(b, ",\"condition\":");
 			/* Copies: the replay uses other cached statements. */
 			char *ci = scrm__strdup(db, inputs), *cc = scrm__strdup(db, cond);
-			if (!ci || !cc)
+			const char *kind = (const char *)sqlite3_column_text(st, 5);
+			const char *inst = (const char *)sqlite3_column_text(st, 6);
+			char *ck = kind ? scrm__strdup(db, kind) : NULL, *cin = inst ? scrm__strdup(db, inst) : NULL;
+			ru_replay_row row = {sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 7), ck, cin};
+			if (!ci || !cc || (kind && !ck) || (inst && !cin))
 				rc = scrm__error(db, SCRM_NOMEM, "out of memory");
 			else
-				rc = ru__replay(db, cc, ci, false, b);
+				rc = ru__replay(db, cc, ci, &row, b);
 			scrm__free(ci);
 			scrm__free(cc);
+			scrm__free(ck);
+			scrm__free(cin);
 			if (rc)
 				break;
 		}

@@ -212,30 +212,52 @@ typedef struct wait_row {
 	int64_t id, event, start_at, due;
 } wait_row;
 
+static int cancel_some(ru_ctx *c, const ru_rule *r, const ru_ev *ev, const wait_row *w, size_t n);
+
 /* The awaited event came: waits it falls inside (start <= at <= due, and
  * the correlation holds) are cancelled, and traced. */
 static int cancel_waits(ru_ctx *c, const ru_rule *r, const ru_ev *ev)
 {
 	scrm_db *db = c->db;
-	sqlite3_stmt *st = scrm__stmt(
-		db, "SELECT id, event, start_at, due FROM rule_wait WHERE customer = ?1 AND rid = ?2 "
-		    "AND start_at <= ?3 AND due >= ?3 ORDER BY id");
-	if (!st)
-		return scrm_errcode(db);
-	sqlite3_bind_int64(st, 1, c->customer);
-	sqlite3_bind_int64(st, 2, r->rid);
-	sqlite3_bind_int64(st, 3, ev->at);
-	wait_row w[16];
-	size_t n = 0;
-	int s;
-	while (n < SCRM_ARRAY_LEN(w) && (s = sqlite3_step(st)) == SQLITE_ROW) {
-		w[n].id = sqlite3_column_int64(st, 0);
-		w[n].event = sqlite3_column_int64(st, 1);
-		w[n].start_at = sqlite3_column_int64(st, 2);
-		w[n].due = sqlite3_column_int64(st, 3);
-		n++;
+	int rc = SCRM_OK;
+	/* In pages of 16, so the statement is not stepping while its table
+	 * changes. */
+	for (int64_t after = 0; !rc;) {
+		sqlite3_stmt *st = scrm__stmt(
+			db, "SELECT id, event, start_at, due FROM rule_wait WHERE customer = ?1 AND rid = ?2 "
+			    "AND start_at <= ?3 AND due >= ?3 AND id > ?4 ORDER BY id LIMIT 16");
+		if (!st)
+			return scrm_errcode(db);
+		sqlite3_bind_int64(st, 1, c->customer);
+		sqlite3_bind_int64(st, 2, r->rid);
+		sqlite3_bind_int64(st, 3, ev->at);
+		sqlite3_bind_int64(st, 4, after);
+		wait_row w[16];
+		size_t n = 0;
+		int s;
+		while (n < SCRM_ARRAY_LEN(w) && (s = sqlite3_step(st)) == SQLITE_ROW) {
+			w[n].id = sqlite3_column_int64(st, 0);
+			w[n].event = sqlite3_column_int64(st, 1);
+			w[n].start_at = sqlite3_column_int64(st, 2);
+			w[n].due = sqlite3_column_int64(st, 3);
+			n++;
+		}
+		sqlite3_reset(st);
+		if (n < SCRM_ARRAY_LEN(w) && s != SQLITE_DONE)
+			return scrm__sqlerr(db, s, "reading absence waits");
+		if (n == 0)
+			break;
+		after = w[n - 1].id;
+		rc = cancel_some(c, r, ev, w, n);
+		if (n < SCRM_ARRAY_LEN(w))
+			break;
 	}
-	sqlite3_reset(st);
+	return rc;
+}
+
+static int cancel_some(ru_ctx *c, const ru_rule *r, const ru_ev *ev, const wait_row *w, size_t n)
+{
+	scrm_db *db = c->db;
 	int rc = SCRM_OK;
 	for (size_t i = 0; i < n && !rc; i++) {
 		scrm_buf detail, inputs;
@@ -312,6 +334,8 @@ static int on_event(scrm_db *db, const scrm_note *note)
 	}
 	for (size_t i = 0; i < b->nstart && !rc; i++)
 		rc = insert_wait(&c, &s->rules[b->start[i]], &ev);
+	if (!rc)
+		rc = ru__trace_flush(&c);
 	ru__ctx_clear(&c);
 	return rc;
 }
@@ -536,6 +560,8 @@ static int run_item(scrm_db *db, ru_state *s, const due_item *it, int64_t now)
 		rc = ru__decide_deferred(&c, &in);
 	}
 out:
+	if (!rc)
+		rc = ru__trace_flush(&c);
 	ru__event_row_free(&row);
 	ru__ctx_clear(&c);
 	return rc;

@@ -2013,6 +2013,122 @@ END_TEST
 
 /* ------------------------------------------------------------------ suite */
 
+/* ------------------------------------------ regressions found by fuzzing */
+
+/* A kind set inside a nested batch that is rolled back is gone at once,
+ * although the outer transaction (and the handle's kind cache) goes on:
+ * nothing may be normalized or stored with the rolled-back definition. */
+START_TEST(test_kind_rolled_back_savepoint)
+{
+	scrm_db *db = open_db("k.db");
+	char *out = NULL;
+	int64_t c = 0;
+	tu_assert_ok(db, scrm_db_begin(db));
+	tu_assert_ok(db, scrm_db_begin(db));
+	tu_assert_ok(db, scrm_identity_kind_set(db, "{\"name\":\"temp_id\"}"));
+	tu_assert_ok(db, scrm_identity_kind_set(db, "{\"name\":\"tmall_buyer_nick\","
+						    "\"normalizer\":\"casefold\"}"));
+	tu_assert_ok(db, scrm_identity_normalize(db, "temp_id", "t1", &out));
+	scrm_free(out);
+	tu_assert_ok(db, scrm_db_rollback(db));
+	out = NULL;
+	tu_assert_rc(db, scrm_identity_normalize(db, "temp_id", "t1", &out), SCRM_NOTFOUND);
+	tu_assert_rc(db, obs_rc(db, "pos", IDS("temp_id", "t1"), &c, NULL), SCRM_NOTFOUND);
+	norm_ok(db, "tmall_buyer_nick", "MiXed", "MiXed");
+	tu_assert_ok(db, scrm_db_commit(db));
+	ck_assert_int_eq(rows(db, "ident"), 0);
+	ck_assert_int_eq(rows(db, "id_kind"), 9);
+	scrm_db_close(db);
+}
+END_TEST
+
+/* A handle that saw a kind inside a batch it rolled back must not take
+ * another handle's later change for the one it saw: kind revisions are
+ * never reused. */
+START_TEST(test_kind_rolled_back_other_handle)
+{
+	scrm_db *a = open_db("k.db");
+	scrm_db *b = tu_open(tu_path("k.db"), 0);
+	tu_assert_ok(a, scrm_db_begin(a));
+	tu_assert_ok(a, scrm_identity_kind_set(a, "{\"name\":\"nick\",\"normalizer\":\"casefold\"}"));
+	norm_ok(a, "nick", "ABC", "abc");
+	tu_assert_ok(a, scrm_db_rollback(a));
+	/* No call on a in between: its cache still holds the rolled-back kind. */
+	tu_assert_ok(b, scrm_identity_kind_set(b, "{\"name\":\"nick\",\"normalizer\":\"trim\"}"));
+	norm_ok(b, "nick", "ABC", "ABC");
+	norm_ok(a, "nick", "ABC", "ABC");
+	scrm_db_close(b);
+	scrm_db_close(a);
+}
+END_TEST
+
+/* Blocklist entries are compared after normalization: an entry blocks
+ * every way of writing it, and an entry that is itself not in normal form
+ * still blocks its normal form. */
+START_TEST(test_normalize_blocklist_normalized)
+{
+	scrm_db *db = open_db("n.db");
+	tu_assert_ok(db, scrm_identity_kind_set(
+				 db, "{\"name\":\"hotline\",\"normalizer\":\"phone\","
+				     "\"blocklist\":[\"13800138000\",\"+86 10 1234 5678\"]}"));
+	norm_bad(db, "hotline", "13800138000", "blocked");
+	norm_bad(db, "hotline", "138 0013 8000", "blocked");
+	norm_bad(db, "hotline", "+86 138-0013-8000", "blocked");
+	norm_bad(db, "hotline", "010-12345678", "blocked");
+	norm_bad(db, "hotline", "+861012345678", "blocked");
+	norm_ok(db, "hotline", "139 0013 9000", "+8613900139000");
+	tu_assert_ok(db, scrm_identity_kind_set(
+				 db, "{\"name\":\"shop\",\"normalizer\":\"casefold\","
+				     "\"blocklist\":[\"Test\"]}"));
+	norm_bad(db, "shop", "Test", "blocked");
+	norm_bad(db, "shop", "TEST", "blocked");
+	norm_bad(db, "shop", " test ", "blocked");
+	norm_ok(db, "shop", "Tester", "tester");
+	tu_assert_ok(db, scrm_identity_kind_set(
+				 db, "{\"name\":\"code\",\"blocklist\":[\" x \"]}"));
+	norm_bad(db, "code", "x", "blocked");
+	tu_assert_ok(db, scrm_identity_kind_set(
+				 db, "{\"name\":\"mail\",\"normalizer\":\"email\","
+				     "\"blocklist\":[\"Test@Example.com\"]}"));
+	norm_bad(db, "mail", "test@example.com", "blocked");
+	norm_bad(db, "mail", "TEST@EXAMPLE.COM", "blocked");
+	tu_assert_ok(db, scrm_identity_kind_set(
+				 db, "{\"name\":\"card\",\"normalizer\":\"pattern\","
+				     "\"pattern\":\"^(?:VIP-?)?(\\\\d{8})$\",\"blocklist\":[\"VIP-00000000\"]}"));
+	norm_bad(db, "card", "00000000", "blocked");
+	norm_bad(db, "card", "VIP00000000", "blocked");
+	norm_ok(db, "card", "VIP-12345678", "12345678");
+	/* Shipped junk lists behave as before. */
+	norm_ok(db, "member_card", "0001", "0001");
+	norm_bad(db, "phone", "00000000000", "blocked");
+	/* Blocked values are never stored. */
+	int64_t c = 0;
+	tu_assert_rc(db, obs_rc(db, "pos", IDS("hotline", "138 0013 8000", "shop", "TEST"), &c, NULL),
+		     SCRM_INVALID);
+	tu_assert_contains(scrm_errmsg(db), "blocked");
+	tu_assert_rc(db, scrm_identity_resolve(db, "hotline", "+8613800138000", &c), SCRM_INVALID);
+	ck_assert_int_eq(rows(db, "ident"), 0);
+	scrm_db_close(db);
+}
+END_TEST
+
+/* \C matches one byte even in UTF mode: a pattern could store half a
+ * character (not UTF-8) or read past one. Refused when the kind is set. */
+START_TEST(test_normalize_pattern_no_backslash_c)
+{
+	scrm_db *db = open_db("n.db");
+	kind_err(db, "{\"name\":\"half\",\"normalizer\":\"pattern\",\"pattern\":\"^(\\\\C)\"}",
+		 SCRM_INVALID, "\\C");
+	kind_err(db, "{\"name\":\"half\",\"block_patterns\":[\"\\\\C\\\\C(.)\"]}", SCRM_INVALID,
+		 "\\C");
+	/* A literal backslash-C is still fine. */
+	tu_assert_ok(db, scrm_identity_kind_set(
+				 db, "{\"name\":\"bs\",\"normalizer\":\"pattern\",\"pattern\":\"^(\\\\\\\\C\\\\d+)$\"}"));
+	norm_ok(db, "bs", "\\C12", "\\C12");
+	scrm_db_close(db);
+}
+END_TEST
+
 static Suite *identity_suite(void)
 {
 	Suite *s = suite_create("identity");
@@ -2023,6 +2139,8 @@ static Suite *identity_suite(void)
 	tcase_add_test(tc, test_kind_set_errors);
 	tcase_add_test(tc, test_kind_cache_refresh);
 	tcase_add_test(tc, test_kind_rolled_back);
+	tcase_add_test(tc, test_kind_rolled_back_savepoint);
+	tcase_add_test(tc, test_kind_rolled_back_other_handle);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("normalize");
@@ -2036,6 +2154,8 @@ static Suite *identity_suite(void)
 	tcase_add_test(tc, test_normalize_block_patterns);
 	tcase_add_test(tc, test_normalize_bad_text);
 	tcase_add_test(tc, test_text_out_is_utf8);
+	tcase_add_test(tc, test_normalize_blocklist_normalized);
+	tcase_add_test(tc, test_normalize_pattern_no_backslash_c);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("observe");
