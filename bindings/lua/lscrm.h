@@ -38,6 +38,8 @@ void lscrm_setmetatable(lua_State *L, const char *tname);
 
 #define LSCRM_DB_MT "scrm.db"
 #define LSCRM_ERROR_MT "scrm.error"
+/* Marks a table as a JSON object, so that an empty one encodes as {}. */
+#define LSCRM_OBJECT_MT "scrm.object"
 
 /* Slots of the per-handle registry table holding the Lua side of the hooks.
  * The table is created with all three array slots filled so storing into
@@ -95,6 +97,8 @@ int64_t lscrm_optint(lua_State *L, int idx, const char *name, int64_t dflt, int6
 /* JSON: decode the library's output into Lua values; encode a Lua table. */
 void lscrm_json_push(lua_State *L, const char *s, size_t len);
 void lscrm_json_encode(lua_State *L, int idx); /* pushes the text */
+/* scrm.object([t]): t (or a new table) marked as a JSON object. */
+int lscrm_json_object(lua_State *L);
 /* Push the light userdata used as JSON null (`scrm.null`). */
 #define lscrm_pushnull(L) lua_pushlightuserdata((L), NULL)
 

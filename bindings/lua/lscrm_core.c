@@ -690,6 +690,7 @@ static const luaL_Reg module_funcs[] = {
 	{"schema_version", l_schema_version},
 	{"errstr", l_errstr},
 	{"open", l_open},
+	{"object", lscrm_json_object},
 	{NULL, NULL},
 };
 
@@ -729,6 +730,12 @@ LSCRM_EXPORT int luaopen_scrm(lua_State *L)
 	if (luaL_newmetatable(L, LSCRM_ERROR_MT)) {
 		lua_pushcfunction(L, error_tostring);
 		lua_setfield(L, -2, "__tostring");
+	}
+	lua_pop(L, 1);
+
+	if (luaL_newmetatable(L, LSCRM_OBJECT_MT)) {
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, "__jsonobject");
 	}
 	lua_pop(L, 1);
 

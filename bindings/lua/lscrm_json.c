@@ -224,6 +224,8 @@ static void dec_value(jdec *d)
 			dec_error(d, "nested too deep");
 		d->p++;
 		lua_newtable(L);
+		/* Marked, so that a decoded {} encodes back as {}. */
+		luaL_setmetatable(L, LSCRM_OBJECT_MT);
 		skip_ws(d);
 		if (d->p < d->end && *d->p == '}') {
 			d->p++;
@@ -412,10 +414,14 @@ static void enc_table(jbuf *b, int idx, int depth)
 	if (depth > JSON_MAX_DEPTH)
 		enc_error(b, "tables nested too deep (or a cycle)");
 	luaL_checkstack(L, 4, "JSON nested too deep");
-	/* An array is a table whose keys are exactly 1..n; {} encodes as []. */
+	/* An array is a table whose keys are exactly 1..n; {} encodes as [],
+	 * unless the table is marked as an object (scrm.object, or decoded
+	 * from a JSON object). */
 	size_t count = 0;
 	int64_t max = 0;
-	int array = 1;
+	int array = !luaL_getmetafield(L, idx, "__jsonobject");
+	if (!array)
+		lua_pop(L, 1);
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		int64_t k;
@@ -508,4 +514,17 @@ void lscrm_json_encode(lua_State *L, int idx)
 	enc_value(&b, idx, 0);
 	lua_pushlstring(L, b.p ? b.p : "", b.n);
 	lua_remove(L, b.idx);
+}
+
+int lscrm_json_object(lua_State *L)
+{
+	if (lua_isnoneornil(L, 1)) {
+		lua_settop(L, 0);
+		lua_newtable(L);
+	} else {
+		luaL_checktype(L, 1, LUA_TTABLE);
+		lua_settop(L, 1);
+	}
+	luaL_setmetatable(L, LSCRM_OBJECT_MT);
+	return 1;
 }

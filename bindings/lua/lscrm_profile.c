@@ -70,12 +70,26 @@ static int pf_event_add(lua_State *L)
 		lua_getfield(L, 2, "at");
 		int has_at = !lua_isnil(L, -1);
 		lua_pop(L, 1);
-		if (!has_at) {
-			/* A copy with the clock's time: the caller's table stays as it was. */
-			ud->in_call = 1;
-			int64_t now = scrm_db_now(ud->db);
-			ud->in_call = 0;
-			lscrm_check(L, ud, SCRM_OK); /* raises what the clock hook raised */
+		/* props is always an object: an empty table given there is {}. */
+		lua_getfield(L, 2, "props");
+		int empty_props = lua_type(L, -1) == LUA_TTABLE && !lua_getmetatable(L, -1);
+		if (empty_props) {
+			lua_pushnil(L);
+			if (lua_next(L, -2)) {
+				lua_pop(L, 2);
+				empty_props = 0;
+			}
+		}
+		lua_settop(L, 2);
+		if (!has_at || empty_props) {
+			/* A copy (with the clock's time): the caller's table stays as it was. */
+			int64_t now = 0;
+			if (!has_at) {
+				ud->in_call = 1;
+				now = scrm_db_now(ud->db);
+				ud->in_call = 0;
+				lscrm_check(L, ud, SCRM_OK); /* raises what the clock hook raised */
+			}
 			lua_newtable(L);
 			lua_pushnil(L);
 			while (lua_next(L, 2)) {
@@ -83,8 +97,15 @@ static int pf_event_add(lua_State *L)
 				lua_insert(L, -2);
 				lua_rawset(L, 3);
 			}
-			lscrm_pushid(L, now);
-			lua_setfield(L, 3, "at");
+			if (!has_at) {
+				lscrm_pushid(L, now);
+				lua_setfield(L, 3, "at");
+			}
+			if (empty_props) {
+				lua_newtable(L);
+				luaL_setmetatable(L, LSCRM_OBJECT_MT);
+				lua_setfield(L, 3, "props");
+			}
 			lua_replace(L, 2);
 		}
 	}

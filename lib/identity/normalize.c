@@ -154,6 +154,13 @@ static int prepare(const char *raw, const char **s, size_t *n, char *why, size_t
 	*n = strlen(raw);
 	if (*n > 4 * ID_VALUE_MAX)
 		return reject(why, wn, "value too long");
+	/* Before the UTF-8 check, which refuses control characters too: say
+	 * what is wrong. Blanks are allowed where trim removes them. */
+	for (size_t i = 0; i < *n; i++) {
+		unsigned char c = (unsigned char)raw[i];
+		if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+			return reject(why, wn, "contains a control character");
+	}
 	if (!scrm__utf8_valid(raw, *n))
 		return reject(why, wn, "not valid UTF-8 text");
 	trim(s, n);

@@ -236,33 +236,41 @@ static int insert_event(scrm_db *db, const scrm_event *ev, int64_t customer, int
 }
 
 /* A replay of (channel, key): the live key, or (when some keys were
- * anonymized) its hash. SCRM_OK when there is none. */
+ * anonymized) its hash. SCRM_OK when there is none. Two equality probes
+ * rather than `ikey IN (?2, ?3)`, which SQLite runs through an ephemeral
+ * table (ten times the cost of a probe). */
 static int find_duplicate(scrm_db *db, const scrm_event *ev, bool hashed, int64_t *customer,
 			  int64_t *event_id)
 {
 	unsigned char h[8];
-	sqlite3_stmt *st = scrm__stmt(
-		db, "SELECT id, customer FROM event WHERE channel = ?1 AND ikey IN (?2, ?3)");
-	if (!st)
-		return scrm_errcode(db);
-	sqlite3_bind_text(st, 1, ev->channel, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, ev->key, -1, SQLITE_STATIC);
-	if (hashed) {
+	if (hashed)
 		pf__key_hash(ev->key, strlen(ev->key), h);
-		sqlite3_bind_blob(st, 3, h, sizeof h, SQLITE_STATIC);
+	int s = SQLITE_DONE;
+	for (int probe = 0; probe < (hashed ? 2 : 1) && s == SQLITE_DONE; probe++) {
+		sqlite3_stmt *st =
+			scrm__stmt(db, "SELECT id, customer FROM event WHERE channel = ?1 AND ikey = ?2");
+		if (!st)
+			return scrm_errcode(db);
+		sqlite3_bind_text(st, 1, ev->channel, -1, SQLITE_STATIC);
+		if (probe == 0)
+			sqlite3_bind_text(st, 2, ev->key, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_blob(st, 2, h, sizeof h, SQLITE_STATIC);
+		s = sqlite3_step(st);
+		if (s == SQLITE_ROW) {
+			*event_id = sqlite3_column_int64(st, 0);
+			*customer = sqlite3_column_int64(st, 1);
+		}
+		sqlite3_reset(st);
 	}
-	int s = sqlite3_step(st), rc = SCRM_OK;
-	if (s == SQLITE_ROW) {
-		*event_id = sqlite3_column_int64(st, 0);
-		*customer = sqlite3_column_int64(st, 1);
-		rc = scrm__error(db, SCRM_DUPLICATE,
-				 "event '%.*s' was already recorded on channel '%s' (event %lld)",
-				 scrm__utf8_clip(ev->key, 80), ev->key, ev->channel, (long long)*event_id);
-	} else if (s != SQLITE_DONE) {
-		rc = scrm__sqlerr(db, s, "looking up the idempotency key");
-	}
-	sqlite3_reset(st);
-	return rc;
+	if (s == SQLITE_ROW)
+		return scrm__error(db, SCRM_DUPLICATE,
+				   "event '%.*s' was already recorded on channel '%s' (event %lld)",
+				   scrm__utf8_clip(ev->key, 80), ev->key, ev->channel,
+				   (long long)*event_id);
+	if (s != SQLITE_DONE)
+		return scrm__sqlerr(db, s, "looking up the idempotency key");
+	return SCRM_OK;
 }
 
 static int record(scrm_db *db, const scrm_event *ev, int64_t *customer, int64_t *event_id)

@@ -70,9 +70,13 @@ static void begin(scrm_db *db)
 		die(db, rc, "begin");
 }
 
+static double commit_s; /* time spent committing batches, all phases */
+
 static void commit(scrm_db *db)
 {
+	double t0 = now_s();
 	int rc = scrm_db_commit(db);
+	commit_s += now_s() - t0;
 	if (rc)
 		die(db, rc, "commit");
 }
@@ -108,6 +112,7 @@ int main(int argc, char **argv)
 	const char *kind = "member_card";
 	const char *value = card;
 	double t = now_s();
+	commit_s = 0;
 	for (long i = 0; i < customers; i++) {
 		if (i % batch == 0)
 			begin(db);
@@ -123,6 +128,7 @@ int main(int argc, char **argv)
 	/* Events named by customer id. */
 	scrm_event ev = SCRM_EVENT_INIT;
 	ev.key = key;
+	commit_s = 0;
 	t = now_s();
 	for (long i = 0; i < total; i++) {
 		if (i % batch == 0)
@@ -146,7 +152,7 @@ int main(int argc, char **argv)
 		if (i % batch == batch - 1 || i == total - 1)
 			commit(db);
 	}
-	double ingest = now_s() - t;
+	double ingest = now_s() - t, ingest_commit = commit_s;
 
 	/* Events named by identifiers. */
 	long total_ids = total / 10;
@@ -193,6 +199,7 @@ int main(int argc, char **argv)
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	printf("profile_event_rate %.0f events/s\n", (double)total / ingest);
+	printf("profile_event_commit_share %.2f ratio\n", ingest_commit / ingest);
 	printf("profile_event_ids_rate %.0f events/s\n", (double)total_ids / ingest_ids);
 	printf("profile_rfm_refresh_s %.3f s\n", refresh);
 	printf("profile_get_median_us %.2f us\n", lat[SAMPLES / 2] * 1e6);

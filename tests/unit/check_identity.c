@@ -2129,6 +2129,25 @@ START_TEST(test_normalize_pattern_no_backslash_c)
 }
 END_TEST
 
+/* A control character is reported as one, not as bad UTF-8 (which the
+ * value is not); the value stays refused and unstored. */
+START_TEST(test_normalize_control_reason)
+{
+	scrm_db *db = open_db("n.db");
+	norm_bad(db, "wechat_unionid", "o\x01X", "control character");
+	norm_bad(db, "wechat_unionid", "\x1b[0m", "control character");
+	norm_bad(db, "tmall_buyer_nick", "nick\x7f", "control character");
+	norm_bad(db, "email", "a\x7f@b.com", "control character");
+	norm_bad(db, "wechat_unionid", "o\xff" "X", "UTF-8");
+	norm_ok(db, "wechat_unionid", "\t oX \r\n", "oX");
+	int64_t c = 0;
+	tu_assert_rc(db, obs_rc(db, "pos", IDS("wechat_unionid", "o\x01X"), &c, NULL), SCRM_INVALID);
+	tu_assert_contains(scrm_errmsg(db), "control character");
+	ck_assert_int_eq(rows(db, "ident"), 0);
+	scrm_db_close(db);
+}
+END_TEST
+
 static Suite *identity_suite(void)
 {
 	Suite *s = suite_create("identity");
@@ -2156,6 +2175,7 @@ static Suite *identity_suite(void)
 	tcase_add_test(tc, test_text_out_is_utf8);
 	tcase_add_test(tc, test_normalize_blocklist_normalized);
 	tcase_add_test(tc, test_normalize_pattern_no_backslash_c);
+	tcase_add_test(tc, test_normalize_control_reason);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("observe");

@@ -375,4 +375,32 @@ test("out-of-memory paths raise NOMEM and leak nothing", function()
   db:close()
 end)
 
+test("props = {} is an empty object; scrm.object marks tables as objects", function()
+  local db = fresh()
+  local cid = select(1, db:event_add{key = "P0", type = "view", channel = "web", at = T0,
+                                     ids = {phone = P1}, props = {}})
+  local ev = {key = "P1", type = "view", channel = "web", at = T0, customer = cid, props = {}}
+  db:event_add(ev)
+  eq(next(ev.props), nil, "the caller's table is left as it was")
+  eq(getmetatable(ev.props), nil)
+  -- items must be an array: {} stays []; scrm.object() is refused there
+  db:event_add{key = "P2", type = "view", channel = "web", at = T0, customer = cid, items = {}}
+  H.raises_code(scrm.INVALID, db.event_add, db, {key = "P3", type = "view", channel = "web",
+                at = T0, customer = cid, items = scrm.object()})
+  local t = {}
+  eq(scrm.object(t), t)
+  db:event_add{key = "P4", type = "view", channel = "web", at = T0, customer = cid,
+               props = scrm.object()}
+  local got = {}
+  for _, e in ipairs(db:events(cid)) do got[e.key] = e end
+  eq(next(got.P1.props), nil)
+  eq(type(got.P1.props), "table")
+  eq(type(got.P2.items), "table")
+  -- a decoded object, even an empty one, encodes back as an object
+  db:event_add{key = "P5", type = "view", channel = "web", at = T0, customer = cid,
+               props = got.P4.props}
+  H.raises(function() scrm.object(42) end)
+  db:close()
+end)
+
 H.done()
