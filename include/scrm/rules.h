@@ -1,6 +1,7 @@
 /*
- * libscrm — the rule evaluator (SPEC.md §3). For now: the compiled
- * expression language that rule conditions, rule tags and segments use.
+ * libscrm — the rule evaluator (SPEC.md §3): the compiled expression
+ * language, rules with triggers and limits, the outbox of host actions, the
+ * decision trace, tags (manual and rule tags) and segments.
  */
 #ifndef SCRM_RULES_H
 #define SCRM_RULES_H
@@ -657,8 +658,19 @@ SCRM_API int scrm_outbox_deliver(scrm_db *db, int max, int *delivered);
  *  tag (adding another removes the one held, recorded as such). Tag and
  *  group names are 1-64 bytes of UTF-8 text ("vip", "高价值"). Tags are
  *  changed by an actor (scrm_tag_add(), scrm_tag_remove()) or by rule
- *  actions; every change is recorded with its source and time. Rule tags
- *  (defined by an expression) are a later addition.
+ *  actions; every change is recorded with its source and time.
+ *
+ *  A **rule tag** is defined by an expression over the profile (the paths
+ *  and functions a rule condition may read, but no `event.…`):
+ *  `{"name":"big_spender","expr":"profile.figures.orders >= 5"}`. The
+ *  library keeps it: a customer holds it exactly when the expression is
+ *  true for it. It is re-evaluated for a customer in the transaction of
+ *  every event of that customer and every change of its attributes, and
+ *  for everyone by scrm_tags_refresh() (which also catches what time alone
+ *  changes: `days_since(…)`, the RFM scores of the last refresh). Changes
+ *  are recorded with source `{"rule":"tag:NAME","version":V}`, V counting
+ *  the definitions of the expression (1, 2 …). A rule tag cannot be added
+ *  or removed by hand or by a rule action (SCRM_STATE).
  *
  *  Customer ids may be any id ever issued; tags belong to the canonical
  *  customer. A merge moves the absorbed side's tags to the survivor, except
@@ -677,15 +689,21 @@ SCRM_API int scrm_tags_group_set(scrm_db *db, const char *json);
 
 /**
  * Create or change a tag: `{"name":"gold","group":"level","description":"…"}`
- * (`group` optional). @return SCRM_OK; SCRM_PARSE; SCRM_INVALID;
- * SCRM_NOTFOUND (no such group); SCRM_CONFLICT (moving a tag customers hold
- * to another group).
+ * (`group` optional), or a rule tag with `"expr":"…"` (see above). Giving a
+ * rule tag a new expression makes a new version and evaluates nobody: call
+ * scrm_tags_refresh(). A manual tag cannot become a rule tag while
+ * customers hold it, nor a rule tag manual (SCRM_CONFLICT).
+ * @return SCRM_OK; SCRM_PARSE (JSON, or the expression: "expr: L:C: …");
+ *   SCRM_INVALID (also an expression that reads `event.…` or an unknown
+ *   path); SCRM_NOTFOUND (no such group); SCRM_CONFLICT (moving a tag
+ *   customers hold to another group; see above).
  */
 SCRM_API int scrm_tags_define(scrm_db *db, const char *json);
 
 /**
  * Groups and tags as JSON: `{"groups":[{"name","exclusive","description"}…],
- * "tags":[{"name","group","kind":"manual","description","customers":N}…]}`.
+ * "tags":[{"name","group","kind":"manual"|"rule","description","customers":N,
+ * "expr":…,"version":V}…]}` (`expr` and `version` for rule tags only).
  */
 SCRM_API int scrm_tags_list_json(scrm_db *db, char **out);
 
@@ -719,6 +737,64 @@ SCRM_API int scrm_tags_customer_json(scrm_db *db, int64_t customer, char **out);
  * @param limit at most this many (0: all).
  */
 SCRM_API int scrm_tags_history_json(scrm_db *db, int64_t customer, int limit, char **out);
+
+/**
+ * Re-evaluate rule tags for every canonical, unerased customer, in one
+ * transaction: a customer for which the expression is now true gets the
+ * tag, one for which it is not (false, null or an evaluation error) loses it.
+ * @param tag one rule tag, or NULL for all of them.
+ * @param summary receives (may be NULL) `{"tags":{"NAME":{"holders":N,
+ *   "added":A,"removed":R,"version":V}…},"customers":C,"seconds":S}`;
+ *   release with scrm_free().
+ * @return SCRM_OK; SCRM_NOTFOUND (no such tag); SCRM_INVALID (a manual
+ *   tag); SCRM_READONLY; SCRM_BUSY; SCRM_NOMEM.
+ */
+SCRM_API int scrm_tags_refresh(scrm_db *db, const char *tag, char **summary);
+
+/** @} */
+
+/* ===================================================================== */
+/** @name Segments
+ *
+ *  A segment is an expression over the profile, as for rule tags: the
+ *  canonical, unerased customers for which it is exactly true, in
+ *  ascending id order. Nothing is stored; every call evaluates it as of
+ *  now (the handle's clock) in one read transaction. An expression made of
+ *  comparisons of figures, RFM scores, lifecycle, net spend and has_tag()
+ *  joined by `&&`, `||`, `!` runs as one SQL query; anything else is
+ *  evaluated customer by customer (slower; scrm_segment_explain_json()
+ *  says which). Both give the same answer.
+ *
+ *  Errors as scrm_tags_define() for the expression: SCRM_PARSE,
+ *  SCRM_INVALID, SCRM_LIMIT; and SCRM_BUSY, SCRM_NOMEM.
+ *  @{ */
+
+/** Number of customers in the segment. */
+SCRM_API int scrm_segment_count(scrm_db *db, const char *expr, int64_t *count);
+
+/** Called for each customer of a segment; return nonzero to stop (that
+ *  value is then returned by scrm_segment_foreach()). The callback must
+ *  not write through the same handle. */
+typedef int (*scrm_segment_fn)(void *userdata, int64_t customer);
+
+/** Call `fn` for each customer of the segment, ascending id. */
+SCRM_API int scrm_segment_foreach(scrm_db *db, const char *expr, scrm_segment_fn fn,
+				  void *userdata);
+
+/**
+ * One page of a segment: a JSON array of at most `limit` ids (1..100000)
+ * greater than `after` (0: from the start), ascending. Page on with the
+ * last id of a page until a page is shorter than `limit`.
+ * @return SCRM_OK; SCRM_RANGE (limit); as above.
+ */
+SCRM_API int scrm_segment_ids_json(scrm_db *db, const char *expr, int64_t after, int limit,
+				   char **out);
+
+/**
+ * How a segment is evaluated: `{"plan":"sql","sql":"SELECT …"}` or
+ * `{"plan":"scan","why":"…"}` (the part that is not translated).
+ */
+SCRM_API int scrm_segment_explain_json(scrm_db *db, const char *expr, char **out);
 
 /** @} */
 

@@ -223,7 +223,8 @@ int64_t scrm__days_from_civil(int64_t y, unsigned m, unsigned d);
 typedef enum scrm_note_kind {
 	SCRM_NOTE_MERGE = 1, /* root `absorbed` merged into root `survivor` */
 	SCRM_NOTE_UNMERGE,   /* `absorbed` split off root `survivor` again */
-	SCRM_NOTE_EVENT      /* an event was stored (not for duplicates) */
+	SCRM_NOTE_EVENT,     /* an event was stored (not for duplicates) */
+	SCRM_NOTE_ATTR       /* attributes of root `survivor` were set or unset */
 } scrm_note_kind;
 
 struct scrm_event;

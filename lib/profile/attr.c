@@ -132,7 +132,9 @@ static int set_attrs(scrm_db *db, int64_t customer, attr_val *vals, size_t n)
 	int64_t now = scrm__now(db);
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = store(db, root, &vals[i], now);
-	return rc;
+	/* Engines that derive state from attributes (rule tags) follow. */
+	const scrm_note note = {SCRM_NOTE_ATTR, 0, root, 0, NULL};
+	return rc ? rc : scrm__notify(db, &note);
 }
 
 SCRM_API int scrm_profile_set_json(scrm_db *db, int64_t customer, const char *json)
@@ -278,7 +280,8 @@ static int unset_attr(scrm_db *db, int64_t customer, const char *name)
 	if (sqlite3_changes(scrm__sqlite(db)) == 0)
 		return scrm__error(db, SCRM_NOTFOUND, "customer %lld has no attribute '%s'",
 				   (long long)customer, name);
-	return SCRM_OK;
+	const scrm_note note = {SCRM_NOTE_ATTR, 0, root, 0, NULL};
+	return scrm__notify(db, &note);
 }
 
 SCRM_API int scrm_profile_unset(scrm_db *db, int64_t customer, const char *name)

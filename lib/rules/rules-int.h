@@ -178,6 +178,10 @@ typedef struct ru_state {
 	size_t ndate;          /* enabled date rules */
 	ru_config cfg;
 	scrm_expr_env *env;
+	/* rule tags, compiled when first needed (ruletag.c) */
+	struct ru_rtag *rtags;
+	size_t nrtags;
+	bool rtags_loaded;
 	/* outbox delivery callback (scrm_outbox_set_handler) */
 	ru_deliver_fn deliver;
 	void *deliver_ud;
@@ -351,6 +355,41 @@ void ru__outbox_wrote(scrm_db *db, ru_state *s);
 /* Canonical id (scrm_identity_canonical), and that it is not erased. */
 int ru__canonical(scrm_db *db, int64_t id, int64_t *root);
 int ru__live_customer(scrm_db *db, int64_t id, int64_t *root);
+
+/* segment.c: an expression over the profile, for the population. Plans
+ * run as one SQL query when the expression translates, else customer by
+ * customer. */
+typedef struct ru_seg ru_seg;
+/* `who` prefixes errors ("segment", "tag 'vip'"). */
+int ru__seg_compile(scrm_db *db, const char *src, const char *who, ru_seg **out);
+void ru__seg_free(ru_seg *g);
+bool ru__seg_is_sql(const ru_seg *g);
+/* fn for each customer > after (ascending), at most limit (0: all); a
+ * non-zero return of fn stops the run and is returned. */
+int ru__seg_run(scrm_db *db, ru_seg *g, int64_t now, int64_t after, int64_t limit,
+		int (*fn)(void *ud, int64_t customer), void *ud);
+int ru__seg_count(scrm_db *db, ru_seg *g, int64_t now, int64_t *count);
+/* Does the (canonical, live) customer belong? */
+int ru__seg_test(scrm_db *db, ru_seg *g, int64_t customer, int64_t now, int *holds);
+int ru__seg_explain(scrm_db *db, ru_seg *g, scrm_buf *b);
+/* One query over the population giving, per customer (ascending id),
+ * whether each of n SQL plans holds: columns id, h0 … h(n-1). The caller
+ * steps and finalizes it. */
+int ru__seg_multi(scrm_db *db, ru_seg *const *gs, size_t n, int64_t now, sqlite3_stmt **out);
+/* The segment's ids into temp.scrm_seg_ids(customer), emptied first. */
+int ru__seg_fill(scrm_db *db, ru_seg *g, int64_t now, int64_t *n);
+
+/* ruletag.c: tags defined by an expression. */
+/* tag_define with "expr": store the definition (a new version when the
+ * expression changed). */
+int ru__ruletag_define(scrm_db *db, const char *name, const char *expr, int64_t gid,
+		       const char *description);
+/* Is `tag_id` a rule tag? */
+int ru__ruletag_is(scrm_db *db, const char *name, bool *is);
+/* Re-evaluate every rule tag for one canonical customer (events and
+ * attribute changes). */
+void ru__ruletags_clear(ru_state *s);
+int ru__ruletags_customer(scrm_db *db, int64_t customer, int64_t now);
 
 /* Name of a result code ("SCRM_INVALID"). */
 const char *ru__code_name(int code);

@@ -36,6 +36,7 @@ static void state_clear_rules(ru_state *s)
 	rules_free(s->rules, s->nrules);
 	buckets_free(s->buckets, s->nbuckets);
 	ru__config_clear(&s->cfg);
+	ru__ruletags_clear(s);
 	s->rules = NULL;
 	s->buckets = NULL;
 	s->nrules = s->nbuckets = s->ndate = 0;

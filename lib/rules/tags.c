@@ -2,7 +2,7 @@
  * Tags: groups (exclusive or not), tag definitions, manual add/remove by an
  * actor and rule actions (tag.add/tag.remove), a customer's tags, and the
  * history of every change with its source (rule id + version, or actor).
- * Rule tags defined by an expression will be a `kind` of tag here.
+ * Rule tags (kind 'rule', defined by an expression) are kept by ruletag.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -40,12 +40,13 @@ int ru__live_customer(scrm_db *db, int64_t id, int64_t *root)
 typedef struct tag_info {
 	int64_t id, grp;
 	bool exclusive;
+	bool rule; /* a rule tag (ruletag.c) */
 } tag_info;
 
 static int tag_lookup(scrm_db *db, const char *name, size_t n, tag_info *t, bool *found)
 {
 	sqlite3_stmt *st = scrm__stmt(
-		db, "SELECT t.id, t.grp, coalesce(g.exclusive, 0) FROM tag t "
+		db, "SELECT t.id, t.grp, coalesce(g.exclusive, 0), t.kind = 'rule' FROM tag t "
 		    "LEFT JOIN tag_group g ON g.id = t.grp WHERE t.name = ?1");
 	if (!st)
 		return scrm_errcode(db);
@@ -56,6 +57,7 @@ static int tag_lookup(scrm_db *db, const char *name, size_t n, tag_info *t, bool
 		t->id = sqlite3_column_int64(st, 0);
 		t->grp = sqlite3_column_int64(st, 1);
 		t->exclusive = sqlite3_column_int(st, 2) != 0;
+		t->rule = sqlite3_column_int(st, 3) != 0;
 	}
 	sqlite3_reset(st);
 	return s == SQLITE_ROW || s == SQLITE_DONE ? SCRM_OK : scrm__sqlerr(db, s, "reading a tag");
@@ -149,8 +151,8 @@ static int clear_group(scrm_db *db, int64_t customer, const tag_info *t, int64_t
 int ru__tag_change(scrm_db *db, int64_t customer, const char *tag, bool add, int64_t at,
 		   const char *rule_id, int64_t version, const char *actor, bool *changed)
 {
-	tag_info t;
-	bool found;
+	tag_info t = {0, 0, false, false};
+	bool found = false;
 	*changed = false;
 	int rc = tag_lookup(db, tag, strlen(tag), &t, &found);
 	if (rc)
@@ -158,12 +160,19 @@ int ru__tag_change(scrm_db *db, int64_t customer, const char *tag, bool add, int
 	if (!found)
 		return scrm__error(db, SCRM_NOTFOUND, "tag '%.*s' is not defined",
 				   scrm__utf8_clip(tag, TAG_MAX), tag);
+	/* Rule tags change only by their expression (source "tag:NAME";
+	 * rule ids have no ':'). */
+	if (t.rule && !(rule_id && strncmp(rule_id, "tag:", 4) == 0))
+		return scrm__error(db, SCRM_STATE,
+				   "tag '%.*s' is a rule tag: it follows its expression "
+				   "(scrm_tags_refresh), not %s",
+				   scrm__utf8_clip(tag, TAG_MAX), tag, rule_id ? "rule actions" : "actors");
 	if (!add) {
 		if ((rc = untag(db, customer, t.id, changed)) || !*changed)
 			return rc;
 		return history(db, customer, t.id, false, at, rule_id, version, actor, NULL);
 	}
-	int has;
+	int has = 0;
 	if ((rc = ru__tag_has(db, customer, tag, strlen(tag), &has)) || has)
 		return rc;
 	if (t.exclusive && (rc = clear_group(db, customer, &t, at, rule_id, version, actor)))
@@ -306,6 +315,23 @@ static int group_set(scrm_db *db, const char *json)
 		sqlite3_reset(st);
 		if (rc)
 			goto out;
+		/* Rule tags follow their expressions; they cannot evict each other. */
+		st = scrm__stmt(db, "SELECT t.name FROM tag t JOIN tag_group g ON g.id = t.grp "
+				    "WHERE g.name = ?1 AND t.kind = 'rule' LIMIT 1");
+		if (!st) {
+			rc = scrm_errcode(db);
+			goto out;
+		}
+		sqlite3_bind_text(st, 1, name->valuestring, -1, SQLITE_STATIC);
+		if ((s = sqlite3_step(st)) == SQLITE_ROW)
+			rc = scrm__error(db, SCRM_CONFLICT,
+					 "tag group '%s' cannot become exclusive: it holds rule tag '%s'",
+					 name->valuestring, (const char *)sqlite3_column_text(st, 0));
+		else if (s != SQLITE_DONE)
+			rc = scrm__sqlerr(db, s, "reading tags");
+		sqlite3_reset(st);
+		if (rc)
+			goto out;
 	}
 	sqlite3_stmt *st = scrm__stmt(
 		db, "INSERT INTO tag_group(name, exclusive, description) VALUES (?1, ?2, ?3) "
@@ -326,7 +352,7 @@ out:
 
 static int tag_define(scrm_db *db, const char *json)
 {
-	static const char *const fields[] = {"name", "group", "description", NULL};
+	static const char *const fields[] = {"name", "group", "description", "expr", NULL};
 	cJSON *j;
 	int rc = scrm__json_parse(db, json, "tag", &j);
 	if (rc)
@@ -334,6 +360,7 @@ static int tag_define(scrm_db *db, const char *json)
 	const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
 	const cJSON *grp = cJSON_GetObjectItemCaseSensitive(j, "group");
 	const cJSON *desc = cJSON_GetObjectItemCaseSensitive(j, "description");
+	const cJSON *expr = cJSON_GetObjectItemCaseSensitive(j, "expr");
 	int64_t gid = 0;
 	if (!cJSON_IsObject(j))
 		rc = scrm__error(db, SCRM_INVALID, "tag must be a JSON object");
@@ -341,6 +368,9 @@ static int tag_define(scrm_db *db, const char *json)
 		 !(rc = name_ok(db, name, "tag: \"name\"")) && !(rc = desc_ok(db, desc, "tag")) &&
 		 grp && !cJSON_IsNull(grp))
 		rc = name_ok(db, grp, "tag: \"group\"");
+	if (!rc && expr && !cJSON_IsString(expr))
+		rc = scrm__error(db, SCRM_INVALID, "tag '%s': \"expr\" must be a string",
+				 name->valuestring);
 	if (rc)
 		goto out;
 	sqlite3_stmt *st;
@@ -381,6 +411,20 @@ static int tag_define(scrm_db *db, const char *json)
 	sqlite3_reset(st);
 	if (rc)
 		goto out;
+	if (expr) {
+		rc = ru__ruletag_define(db, name->valuestring, expr->valuestring, gid,
+					cJSON_IsString(desc) ? desc->valuestring : NULL);
+		goto out;
+	}
+	bool rule;
+	if ((rc = ru__ruletag_is(db, name->valuestring, &rule)))
+		goto out;
+	if (rule) {
+		rc = scrm__error(db, SCRM_CONFLICT,
+				 "tag '%s' is a rule tag; it cannot become a manual tag (give its "
+				 "\"expr\" to change it)", name->valuestring);
+		goto out;
+	}
 	st = scrm__stmt(db, "INSERT INTO tag(name, grp, description) VALUES (?1, ?2, ?3) "
 			    "ON CONFLICT(name) DO UPDATE SET grp = ?2, description = ?3");
 	if (!st) {
@@ -528,7 +572,8 @@ static int list_json(scrm_db *db, scrm_buf *b)
 	if (s != SQLITE_DONE)
 		return scrm__sqlerr(db, s, "listing tag groups");
 	st = scrm__stmt(db, "SELECT t.name, g.name, t.kind, t.description, "
-			    "(SELECT count(*) FROM customer_tag WHERE tag = t.id) "
+			    "(SELECT count(*) FROM customer_tag WHERE tag = t.id), "
+			    "CASE WHEN t.kind = 'rule' THEN t.definition END "
 			    "FROM tag t LEFT JOIN tag_group g ON g.id = t.grp ORDER BY t.name");
 	if (!st)
 		return scrm_errcode(db);
@@ -543,7 +588,15 @@ static int list_json(scrm_db *db, scrm_buf *b)
 		put_col(b, st, 2);
 		scrm__buf_puts(b, ",\"description\":");
 		put_col(b, st, 3);
-		scrm__buf_printf(b, ",\"customers\":%lld}", (long long)sqlite3_column_int64(st, 4));
+		scrm__buf_printf(b, ",\"customers\":%lld", (long long)sqlite3_column_int64(st, 4));
+		/* A rule tag's stored {"expr":…,"version":V}, spliced in. */
+		const char *def = (const char *)sqlite3_column_text(st, 5);
+		size_t dn = def ? strlen(def) : 0;
+		if (dn > 2 && def[0] == '{' && def[dn - 1] == '}') {
+			scrm__buf_puts(b, ",");
+			scrm__buf_append(b, def + 1, dn - 2);
+		}
+		scrm__buf_puts(b, "}");
 	}
 	sqlite3_reset(st);
 	scrm__buf_puts(b, "]}");

@@ -340,6 +340,14 @@ static int on_event(scrm_db *db, const scrm_note *note)
 	return rc;
 }
 
+/* Rule tags follow every event (after the rules, whose tag actions
+ * has_tag() may read) and attribute change of the customer. */
+static int on_event_all(scrm_db *db, const scrm_note *note)
+{
+	int rc = on_event(db, note);
+	return rc ? rc : ru__ruletags_customer(db, note->survivor, scrm__now(db));
+}
+
 static int exec2(scrm_db *db, const char *sql, int64_t a, int64_t b, const char *what)
 {
 	sqlite3_stmt *st = scrm__stmt(db, sql);
@@ -387,9 +395,18 @@ static int on_unmerge(scrm_db *db, const scrm_note *note)
 int scrm__rules_on_note(scrm_db *db, const scrm_note *note)
 {
 	switch (note->kind) {
-	case SCRM_NOTE_EVENT: return on_event(db, note);
-	case SCRM_NOTE_MERGE: return on_merge(db, note);
-	case SCRM_NOTE_UNMERGE: return on_unmerge(db, note);
+	case SCRM_NOTE_EVENT: return on_event_all(db, note);
+	case SCRM_NOTE_ATTR: return ru__ruletags_customer(db, note->survivor, scrm__now(db));
+	case SCRM_NOTE_MERGE: {
+		int rc = on_merge(db, note);
+		return rc ? rc : ru__ruletags_customer(db, note->survivor, scrm__now(db));
+	}
+	case SCRM_NOTE_UNMERGE: {
+		int rc = on_unmerge(db, note);
+		if (!rc)
+			rc = ru__ruletags_customer(db, note->survivor, scrm__now(db));
+		return rc ? rc : ru__ruletags_customer(db, note->absorbed, scrm__now(db));
+	}
 	default: return SCRM_OK;
 	}
 }

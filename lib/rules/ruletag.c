@@ -1,0 +1,511 @@
+/*
+ * Rule tags: tags defined by an expression over the profile. A customer
+ * holds one exactly when the expression is true for it. The definition
+ * lives in tag.definition as {"expr":…,"version":V}; changes are recorded
+ * with source rule "tag:NAME" and that version. Kept current for a
+ * customer when its events or attributes change (ru__ruletags_customer,
+ * from the rule engine's listener) and for everyone by scrm_tags_refresh().
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "rules-int.h"
+
+typedef struct ru_rtag {
+	int64_t id;
+	char *name;
+	char source[80]; /* "tag:NAME" */
+	int64_t version;
+	ru_seg *g;
+} ru_rtag;
+
+void ru__ruletags_clear(ru_state *s)
+{
+	for (size_t i = 0; i < s->nrtags; i++) {
+		scrm__free(s->rtags[i].name);
+		ru__seg_free(s->rtags[i].g);
+	}
+	scrm__free(s->rtags);
+	s->rtags = NULL;
+	s->nrtags = 0;
+	s->rtags_loaded = false;
+}
+
+static int parse_def(scrm_db *db, const char *name, const char *def, char **expr, int64_t *version)
+{
+	cJSON *j = cJSON_Parse(def ? def : "");
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "expr");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "version");
+	int rc = SCRM_OK;
+	if (!cJSON_IsString(e) || !cJSON_IsNumber(v))
+		rc = scrm__error(db, j ? SCRM_CORRUPT : SCRM_NOMEM, "tag '%s': bad stored definition", name);
+	else if (!(*expr = scrm__strdup(db, e->valuestring)))
+		rc = scrm__error(db, SCRM_NOMEM, "out of memory");
+	else
+		*version = (int64_t)v->valuedouble;
+	cJSON_Delete(j);
+	return rc;
+}
+
+static int load(scrm_db *db, ru_state *s)
+{
+	if (s->rtags_loaded)
+		return SCRM_OK;
+	sqlite3_stmt *st = scrm__stmt(db, "SELECT id, name, definition FROM tag WHERE kind = 'rule' "
+					  "ORDER BY name");
+	if (!st)
+		return scrm_errcode(db);
+	int rc = SCRM_OK, r;
+	size_t cap = 0;
+	while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (s->nrtags == cap) {
+			size_t nc = cap ? 2 * cap : 8;
+			ru_rtag *n = scrm__realloc(db, s->rtags, nc * sizeof *n);
+			if (!n) {
+				rc = scrm__error(db, SCRM_NOMEM, "out of memory");
+				break;
+			}
+			s->rtags = n;
+			cap = nc;
+		}
+		ru_rtag *t = &s->rtags[s->nrtags];
+		memset(t, 0, sizeof *t);
+		t->id = sqlite3_column_int64(st, 0);
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		char *expr = NULL, who[96];
+		if (!(t->name = scrm__strdup(db, name))) {
+			rc = scrm__error(db, SCRM_NOMEM, "out of memory");
+			break;
+		}
+		s->nrtags++;
+		snprintf(t->source, sizeof t->source, "tag:%s", name);
+		snprintf(who, sizeof who, "tag '%s'", name);
+		if (!(rc = parse_def(db, name, (const char *)sqlite3_column_text(st, 2), &expr,
+				     &t->version)))
+			rc = ru__seg_compile(db, expr, who, &t->g);
+		scrm__free(expr);
+	}
+	if (!rc && r != SQLITE_DONE)
+		rc = scrm__sqlerr(db, r, "reading rule tags");
+	sqlite3_reset(st);
+	if (rc)
+		ru__ruletags_clear(s);
+	else
+		s->rtags_loaded = true;
+	return rc;
+}
+
+int ru__ruletag_is(scrm_db *db, const char *name, bool *is)
+{
+	sqlite3_stmt *st = scrm__stmt(db, "SELECT kind = 'rule' FROM tag WHERE name = ?1");
+	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int s = sqlite3_step(st);
+	*is = s == SQLITE_ROW && sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	return s == SQLITE_ROW || s == SQLITE_DONE ? SCRM_OK : scrm__sqlerr(db, s, "reading a tag");
+}
+
+int ru__ruletag_define(scrm_db *db, const char *name, const char *expr, int64_t gid,
+		       const char *description)
+{
+	char who[96];
+	snprintf(who, sizeof who, "tag '%s'", name);
+	ru_seg *g;
+	int rc = ru__seg_compile(db, expr, who, &g);
+	if (rc)
+		return rc;
+	ru__seg_free(g);
+	sqlite3_stmt *st;
+	if (gid) {
+		st = scrm__stmt(db, "SELECT exclusive FROM tag_group WHERE id = ?1");
+		if (!st)
+			return scrm_errcode(db);
+		sqlite3_bind_int64(st, 1, gid);
+		int s = sqlite3_step(st);
+		bool excl = s == SQLITE_ROW && sqlite3_column_int(st, 0);
+		sqlite3_reset(st);
+		if (s != SQLITE_ROW && s != SQLITE_DONE)
+			return scrm__sqlerr(db, s, "reading tag groups");
+		if (excl)
+			return scrm__error(db, SCRM_INVALID,
+					   "tag '%s': a rule tag cannot be in an exclusive group", name);
+	}
+	st = scrm__stmt(db, "SELECT kind, definition, EXISTS (SELECT 1 FROM customer_tag WHERE "
+			    "tag = t.id) FROM tag t WHERE name = ?1");
+	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int s = sqlite3_step(st);
+	int64_t version = 1;
+	if (s == SQLITE_ROW) {
+		bool rule = strcmp((const char *)sqlite3_column_text(st, 0), "rule") == 0;
+		if (!rule && sqlite3_column_int(st, 2)) {
+			rc = scrm__error(db, SCRM_CONFLICT,
+					 "tag '%s' is held by customers as a manual tag; it cannot "
+					 "become a rule tag", name);
+		} else if (rule) {
+			char *old = NULL;
+			int64_t v = 0;
+			rc = parse_def(db, name, (const char *)sqlite3_column_text(st, 1), &old, &v);
+			if (!rc)
+				version = strcmp(old, expr) == 0 ? v : v + 1;
+			scrm__free(old);
+		}
+	} else if (s != SQLITE_DONE) {
+		rc = scrm__sqlerr(db, s, "reading a tag");
+	}
+	sqlite3_reset(st);
+	if (rc)
+		return rc;
+	scrm_buf b;
+	scrm__buf_init(&b, db);
+	scrm__buf_puts(&b, "{\"expr\":");
+	scrm__buf_json_str(&b, expr);
+	scrm__buf_printf(&b, ",\"version\":%lld}", (long long)version);
+	char *def;
+	if ((rc = scrm__buf_finish(&b, &def)))
+		return scrm__error(db, rc, "out of memory");
+	st = scrm__stmt(db, "INSERT INTO tag(name, grp, kind, definition, description) "
+			    "VALUES (?1, ?2, 'rule', ?3, ?4) ON CONFLICT(name) DO UPDATE SET "
+			    "grp = ?2, kind = 'rule', definition = ?3, description = ?4");
+	if (!st) {
+		scrm__free(def);
+		return scrm_errcode(db);
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (gid)
+		sqlite3_bind_int64(st, 2, gid);
+	sqlite3_bind_text(st, 3, def, -1, SQLITE_STATIC);
+	if (description)
+		sqlite3_bind_text(st, 4, description, -1, SQLITE_STATIC);
+	rc = scrm__step_done(db, st, "storing a rule tag");
+	scrm__free(def);
+	if (!rc && !(rc = ru__bump_rev(db)))
+		ru__invalidate(db);
+	return rc;
+}
+
+/* ------------------------------------------------------------ one customer */
+
+static int set_one(scrm_db *db, const ru_rtag *t, int64_t customer, bool holds, int64_t now)
+{
+	bool changed;
+	return ru__tag_change(db, customer, t->name, holds, now, t->source, t->version, NULL,
+			      &changed);
+}
+
+int ru__ruletags_customer(scrm_db *db, int64_t customer, int64_t now)
+{
+	ru_state *s;
+	int rc = ru__state(db, &s);
+	if (rc || (rc = load(db, s)))
+		return rc;
+	for (size_t i = 0; i < s->nrtags && !rc; i++) {
+		int holds = 0;
+		if (!(rc = ru__seg_test(db, s->rtags[i].g, customer, now, &holds)))
+			rc = set_one(db, &s->rtags[i], customer, holds != 0, now);
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------ refresh */
+
+static int run(scrm_db *db, const char *sql, const ru_rtag *t, int64_t now, int64_t *changes)
+{
+	sqlite3_stmt *st = scrm__stmt(db, sql);
+	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_int64(st, 1, t->id);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_text(st, 3, t->source, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, t->version);
+	int rc = scrm__step_done(db, st, "refreshing a rule tag");
+	if (!rc && changes)
+		*changes = sqlite3_changes(scrm__sqlite(db));
+	return rc;
+}
+
+static int refresh_one(scrm_db *db, const ru_rtag *t, int64_t now, scrm_buf *sum)
+{
+	int64_t holders = 0, added = 0, removed = 0;
+	int rc = ru__seg_fill(db, t->g, now, &holders);
+	/* History first (it needs the difference), then the change. */
+	if (!rc)
+		rc = run(db, "INSERT INTO tag_history(customer, tag, op, at, rule, rule_version) "
+			     "SELECT n.customer, ?1, 'remove', ?2, ?3, ?4 FROM customer_tag n "
+			     "WHERE n.tag = ?1 AND n.customer NOT IN (SELECT customer FROM temp.scrm_seg_ids)",
+			 t, now, NULL);
+	if (!rc)
+		rc = run(db, "DELETE FROM customer_tag WHERE tag = ?1 AND customer NOT IN "
+			     "(SELECT customer FROM temp.scrm_seg_ids)", t, now, &removed);
+	if (!rc)
+		rc = run(db, "INSERT INTO tag_history(customer, tag, op, at, rule, rule_version) "
+			     "SELECT n.customer, ?1, 'add', ?2, ?3, ?4 FROM temp.scrm_seg_ids n WHERE "
+			     "NOT EXISTS (SELECT 1 FROM customer_tag WHERE customer = n.customer AND tag = ?1)",
+			 t, now, NULL);
+	if (!rc)
+		rc = run(db, "INSERT INTO customer_tag(customer, tag, origin, at, rule, rule_version) "
+			     "SELECT n.customer, ?1, n.customer, ?2, ?3, ?4 FROM temp.scrm_seg_ids n WHERE "
+			     "NOT EXISTS (SELECT 1 FROM customer_tag WHERE customer = n.customer AND tag = ?1)",
+			 t, now, &added);
+	if (rc)
+		return rc;
+	scrm__buf_puts(sum, sum->data[sum->len - 1] == '{' ? "" : ",");
+	scrm__buf_json_str(sum, t->name);
+	scrm__buf_printf(sum, ":{\"holders\":%lld,\"added\":%lld,\"removed\":%lld,\"version\":%lld}",
+			 (long long)holders, (long long)added, (long long)removed,
+			 (long long)t->version);
+	return SCRM_OK;
+}
+
+/* ---- every SQL rule tag in one pass: evaluate them all over the
+ * population in id order, merge with the holders (customer_tag in key
+ * order), collect the differences, then write them. */
+
+typedef struct change {
+	int64_t customer;
+	uint32_t tag; /* index into the tags being refreshed */
+	bool add;
+} change;
+
+typedef struct changes {
+	scrm_db *db;
+	change *v;
+	size_t n, cap;
+} changes;
+
+static int push(changes *c, int64_t customer, uint32_t tag, bool add)
+{
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? 2 * c->cap : 4096;
+		change *v = scrm__realloc(c->db, c->v, nc * sizeof *v);
+		if (!v)
+			return scrm__error(c->db, SCRM_NOMEM, "out of memory");
+		c->v = v;
+		c->cap = nc;
+	}
+	c->v[c->n++] = (change){customer, tag, add};
+	return SCRM_OK;
+}
+
+/* Index of tag id `id` among ts (linear: at most a few dozen rule tags). */
+static int tag_index(ru_rtag *const *ts, size_t n, int64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ts[i]->id == id)
+			return (int)i;
+	return -1;
+}
+
+static int diff_sql(scrm_db *db, ru_rtag *const *ts, size_t n, int64_t now, changes *out,
+		    int64_t *holders)
+{
+	ru_seg **gs = scrm__calloc(db, n, sizeof *gs);
+	bool *held = scrm__calloc(db, n, sizeof *held);
+	if (!gs || !held) {
+		scrm__free(gs);
+		scrm__free(held);
+		return scrm__error(db, SCRM_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		gs[i] = ts[i]->g;
+	sqlite3_stmt *q = NULL, *m = NULL;
+	int rc = ru__seg_multi(db, gs, n, now, &q);
+	scrm_buf b;
+	scrm__buf_init(&b, db);
+	scrm__buf_puts(&b, "SELECT customer, tag FROM customer_tag WHERE tag IN (");
+	for (size_t i = 0; i < n; i++)
+		scrm__buf_printf(&b, "%s%lld", i ? "," : "", (long long)ts[i]->id);
+	scrm__buf_puts(&b, ") ORDER BY customer");
+	char *sql = NULL;
+	if (!rc && !(rc = scrm__buf_finish(&b, &sql))) {
+		int st = sqlite3_prepare_v2(scrm__sqlite(db), sql, -1, &m, NULL);
+		if (st != SQLITE_OK)
+			rc = scrm__sqlerr(db, st, "preparing rule tag holders");
+	} else {
+		scrm__buf_reset(&b);
+		if (rc == SCRM_NOMEM)
+			rc = scrm__error(db, rc, "out of memory");
+	}
+	scrm__free(sql);
+	int ms = m ? sqlite3_step(m) : SQLITE_DONE, qs = SQLITE_DONE;
+	while (!rc && (qs = sqlite3_step(q)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(q, 0);
+		memset(held, 0, n * sizeof *held);
+		/* Holders that are not (or no longer) live canonical customers
+		 * lose the tag; then the holdings of this customer. */
+		for (; !rc && ms == SQLITE_ROW && sqlite3_column_int64(m, 0) <= id; ms = sqlite3_step(m)) {
+			int64_t c = sqlite3_column_int64(m, 0);
+			int k = tag_index(ts, n, sqlite3_column_int64(m, 1));
+			if (k < 0)
+				continue;
+			if (c < id)
+				rc = push(out, c, (uint32_t)k, false);
+			else
+				held[k] = true;
+		}
+		for (size_t k = 0; !rc && k < n; k++) {
+			bool want = sqlite3_column_int(q, 1 + (int)k) != 0;
+			holders[k] += want;
+			if (want != held[k])
+				rc = push(out, id, (uint32_t)k, want);
+		}
+	}
+	for (; !rc && ms == SQLITE_ROW; ms = sqlite3_step(m)) {
+		int k = tag_index(ts, n, sqlite3_column_int64(m, 1));
+		if (k >= 0)
+			rc = push(out, sqlite3_column_int64(m, 0), (uint32_t)k, false);
+	}
+	if (!rc && qs != SQLITE_DONE)
+		rc = scrm__sqlerr(db, qs, "evaluating rule tags");
+	if (!rc && ms != SQLITE_DONE)
+		rc = scrm__sqlerr(db, ms, "reading rule tag holders");
+	sqlite3_finalize(q);
+	sqlite3_finalize(m);
+	scrm__free(gs);
+	scrm__free(held);
+	return rc;
+}
+
+static int apply(scrm_db *db, ru_rtag *const *ts, const changes *c, int64_t now, int64_t *added,
+		 int64_t *removed)
+{
+	int rc = SCRM_OK;
+	for (size_t i = 0; i < c->n && !rc; i++) {
+		const change *x = &c->v[i];
+		const ru_rtag *t = ts[x->tag];
+		sqlite3_stmt *st = scrm__stmt(
+			db, "INSERT INTO tag_history(customer, tag, op, at, rule, rule_version) "
+			    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+		if (!st)
+			return scrm_errcode(db);
+		sqlite3_bind_int64(st, 1, x->customer);
+		sqlite3_bind_int64(st, 2, t->id);
+		sqlite3_bind_text(st, 3, x->add ? "add" : "remove", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, now);
+		sqlite3_bind_text(st, 5, t->source, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, t->version);
+		if ((rc = scrm__step_done(db, st, "recording a tag change")))
+			break;
+		st = x->add ? scrm__stmt(db, "INSERT INTO customer_tag(customer, tag, origin, at, rule, "
+					     "rule_version) VALUES (?1, ?2, ?1, ?3, ?4, ?5)")
+			    : scrm__stmt(db, "DELETE FROM customer_tag WHERE customer = ?1 AND tag = ?2");
+		if (!st)
+			return scrm_errcode(db);
+		sqlite3_bind_int64(st, 1, x->customer);
+		sqlite3_bind_int64(st, 2, t->id);
+		if (x->add) {
+			sqlite3_bind_int64(st, 3, now);
+			sqlite3_bind_text(st, 4, t->source, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 5, t->version);
+		}
+		rc = scrm__step_done(db, st, x->add ? "adding a tag" : "removing a tag");
+		(x->add ? added : removed)[x->tag]++;
+	}
+	return rc;
+}
+
+static int refresh_sql(scrm_db *db, ru_rtag *const *ts, size_t n, int64_t now, scrm_buf *sum)
+{
+	if (!n)
+		return SCRM_OK;
+	int64_t *cnt = scrm__calloc(db, 3 * n, sizeof *cnt);
+	if (!cnt)
+		return scrm__error(db, SCRM_NOMEM, "out of memory");
+	changes c = {db, NULL, 0, 0};
+	int rc = diff_sql(db, ts, n, now, &c, cnt);
+	if (!rc)
+		rc = apply(db, ts, &c, now, cnt + n, cnt + 2 * n);
+	for (size_t i = 0; !rc && i < n; i++) {
+		scrm__buf_puts(sum, sum->data[sum->len - 1] == '{' ? "" : ",");
+		scrm__buf_json_str(sum, ts[i]->name);
+		scrm__buf_printf(sum, ":{\"holders\":%lld,\"added\":%lld,\"removed\":%lld,\"version\":%lld}",
+				 (long long)cnt[i], (long long)cnt[n + i], (long long)cnt[2 * n + i],
+				 (long long)ts[i]->version);
+	}
+	scrm__free(c.v);
+	scrm__free(cnt);
+	return rc;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int refresh(scrm_db *db, const char *tag, scrm_buf *sum)
+{
+	double t0 = mono_s();
+	ru_state *s;
+	int rc = ru__state(db, &s);
+	if (rc || (rc = load(db, s)))
+		return rc;
+	bool found = false;
+	if (tag) {
+		bool exists;
+		if ((rc = ru__tag_exists(db, tag, &exists)))
+			return rc;
+		if (!exists)
+			return scrm__error(db, SCRM_NOTFOUND, "tag '%.64s' is not defined", tag);
+	}
+	int64_t now = scrm__now(db);
+	scrm__buf_puts(sum, "{\"tags\":{");
+	/* SQL plans all together in one pass; the others one by one. */
+	ru_rtag **sqlt = s->nrtags ? scrm__calloc(db, s->nrtags, sizeof *sqlt) : NULL;
+	if (s->nrtags && !sqlt)
+		return scrm__error(db, SCRM_NOMEM, "out of memory");
+	size_t nsql = 0;
+	for (size_t i = 0; i < s->nrtags && !rc; i++) {
+		if (tag && strcmp(tag, s->rtags[i].name) != 0)
+			continue;
+		found = true;
+		if (ru__seg_is_sql(s->rtags[i].g))
+			sqlt[nsql++] = &s->rtags[i];
+		else
+			rc = refresh_one(db, &s->rtags[i], now, sum);
+	}
+	if (!rc)
+		rc = refresh_sql(db, sqlt, nsql, now, sum);
+	scrm__free(sqlt);
+	if (rc)
+		return rc;
+	if (tag && !found)
+		return scrm__error(db, SCRM_INVALID, "tag '%.64s' is a manual tag, not a rule tag", tag);
+	sqlite3_stmt *st = scrm__stmt(db, "SELECT count(*) FROM identity_customers WHERE root = id "
+					  "AND erased_at IS NULL");
+	if (!st)
+		return scrm_errcode(db);
+	int r = sqlite3_step(st);
+	int64_t n = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (r != SQLITE_ROW)
+		return scrm__sqlerr(db, r, "counting customers");
+	scrm__buf_printf(sum, "},\"customers\":%lld,\"seconds\":%.3f}", (long long)n, mono_s() - t0);
+	return SCRM_OK;
+}
+
+SCRM_API int scrm_tags_refresh(scrm_db *db, const char *tag, char **summary)
+{
+	int rc = scrm__enter_write(db);
+	if (rc)
+		return rc;
+	if (summary)
+		*summary = NULL;
+	if ((rc = scrm__tx_begin(db)))
+		return rc;
+	scrm_buf b;
+	scrm__buf_init(&b, db);
+	rc = scrm__tx_end(db, refresh(db, tag, &b));
+	if (rc || !summary) {
+		scrm__buf_reset(&b);
+		return rc;
+	}
+	return scrm__buf_finish(&b, summary);
+}

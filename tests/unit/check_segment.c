@@ -1,0 +1,344 @@
+/*
+ * Check suite for segments and rule tags (include/scrm/rules.h). The core
+ * is a differential test: every expression the SQL translation covers is
+ * also evaluated customer by customer (the same expression wrapped as
+ * `(E) ?? (profile.customer < 0)`, which the translation does not cover and which holds
+ * exactly when E does), over a population with orders, refunds, views,
+ * RFM scores, tags, a merge and an erasure; both must give the same ids.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "scrm/identity.h"
+#include "scrm/profile.h"
+#include "scrm/rules.h"
+#include "core-int.h"
+#include "testutil.h"
+
+#define T0 INT64_C(1767571200000) /* 2026-01-05T00:00:00Z */
+#define DAY INT64_C(86400000)
+
+static tu_clock clk;
+
+static scrm_db *open_db(const char *name)
+{
+	scrm_db *db = tu_open(tu_path(name), SCRM_OPEN_CREATE);
+	clk.now = T0;
+	tu_assert_ok(db, scrm_db_set_clock(db, tu_clock_fn, &clk));
+	return db;
+}
+
+static int64_t customer(scrm_db *db, const char *card)
+{
+	char email[64];
+	snprintf(email, sizeof email, "%s@example.com", card);
+	const char *k[] = {"email"}, *v[] = {email};
+	int64_t c = 0;
+	tu_assert_ok(db, scrm_identity_observe(db, "pos", 0, k, v, 1, &c, NULL));
+	return c;
+}
+
+static void event(scrm_db *db, const char *type, int64_t c, int64_t at, int64_t amount,
+		  const char *refund_of, const char *key)
+{
+	char json[512];
+	int n = snprintf(json, sizeof json,
+			 "{\"key\":\"%s\",\"type\":\"%s\",\"channel\":\"pos\",\"at\":%lld,\"customer\":%lld",
+			 key, type, (long long)at, (long long)c);
+	if (amount)
+		n += snprintf(json + n, sizeof json - (size_t)n, ",\"amount\":%lld,\"currency\":\"CNY\"",
+			      (long long)amount);
+	if (refund_of)
+		n += snprintf(json + n, sizeof json - (size_t)n, ",\"refund_of\":\"%s\"", refund_of);
+	snprintf(json + n, sizeof json - (size_t)n, "}");
+	tu_assert_ok(db, scrm_profile_event_add_json(db, json, NULL, NULL));
+}
+
+static uint64_t rs = 42;
+static uint64_t rnd(void)
+{
+	rs ^= rs << 13;
+	rs ^= rs >> 7;
+	rs ^= rs << 17;
+	return rs;
+}
+
+/* ids of a segment as text "1,4,9". */
+static char *ids(scrm_db *db, const char *expr)
+{
+	char *out = NULL;
+	tu_assert_ok(db, scrm_segment_ids_json(db, expr, 0, 100000, &out));
+	return out;
+}
+
+static const char *plan(scrm_db *db, const char *expr)
+{
+	static char buf[32];
+	char *out = NULL;
+	tu_assert_ok(db, scrm_segment_explain_json(db, expr, &out));
+	snprintf(buf, sizeof buf, "%s", strstr(out, "\"plan\":\"sql\"") ? "sql" : "scan");
+	scrm_free(out);
+	return buf;
+}
+
+/* ~150 customers: orders, refunds, views over a year; RFM; tags; one merge
+ * and one erasure. */
+static scrm_db *population(void)
+{
+	scrm_db *db = open_db("seg.db");
+	int64_t c[150];
+	char card[32], key[32];
+	tu_assert_ok(db, scrm_db_begin(db));
+	for (int i = 0; i < 150; i++) {
+		snprintf(card, sizeof card, "C%03d", i);
+		c[i] = customer(db, card);
+	}
+	int k = 0;
+	for (int i = 0; i < 150; i++) {
+		int n = (int)(rnd() % 6);
+		for (int j = 0; j < n; j++) {
+			int64_t at = T0 - (int64_t)(rnd() % 400) * DAY;
+			snprintf(key, sizeof key, "e%d", ++k);
+			if (rnd() % 3) {
+				event(db, "order", c[i], at, 100 + (int64_t)(rnd() % 50000), NULL, key);
+				if (rnd() % 5 == 0) {
+					char rk[32];
+					snprintf(rk, sizeof rk, "r%d", k);
+					event(db, "refund", c[i], at + DAY, 50, key, rk);
+				}
+			} else {
+				event(db, "view", c[i], at, 0, NULL, key);
+			}
+		}
+	}
+	tu_assert_ok(db, scrm_db_commit(db));
+	tu_assert_ok(db, scrm_profile_rfm_refresh(db, T0, NULL));
+	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"vip\"}"));
+	for (int i = 0; i < 150; i += 7)
+		tu_assert_ok(db, scrm_tag_add(db, c[i], "vip", "test"));
+	int64_t survivor = 0;
+	tu_assert_ok(db, scrm_identity_merge(db, c[3], c[4], "test", &survivor));
+	tu_assert_ok(db, scrm_profile_erase(db, c[5], "test"));
+	clk.now = T0 + 2 * DAY;
+	return db;
+}
+
+static const char *const covered[] = {
+	"profile.figures.orders >= 2",
+	"profile.figures.orders == 0",
+	"profile.figures.events > 3 && profile.figures.refunds >= 1",
+	"profile.figures.refunds != 0 || profile.figures.orders < 1",
+	"profile.figures.first_order < 1750000000000",
+	"profile.figures.last_seen >= 1760000000000",
+	"profile.figures.last_order == null",
+	"profile.figures.last_order != null",
+	"profile.figures.net_spend.CNY > 30000",
+	"profile.figures.net_spend.CNY == null",
+	"profile.figures.avg_order_value.CNY >= 20000",
+	"profile.figures.net_spend.USD == null",
+	"profile.rfm.r >= 4",
+	"profile.rfm.r >= 3 && profile.rfm.f >= 3 && profile.rfm.m >= 3",
+	"!(profile.rfm.m >= 3)",
+	"profile.rfm.recency_days <= 60",
+	"profile.rfm.frequency in [1, 2, 3]",
+	"profile.rfm.r in [null, 5]",
+	"profile.rfm.r in [\"5\", 5]",
+	"profile.lifecycle == \"active\"",
+	"profile.lifecycle in [\"new\", \"at_risk\", \"lost\"]",
+	"profile.lifecycle != \"lost\" && !has_tag(\"vip\")",
+	"has_tag(\"vip\")",
+	"has_tag(\"nope\")",
+	"!has_tag(\"vip\") || profile.figures.orders > 4",
+	"days_since(profile.figures.last_order) > 90",
+	"days_since(profile.figures.last_order) <= 30 || days_since(profile.figures.first_seen) < 100",
+	"profile.figures.orders == \"2\"",
+	"profile.figures.orders != \"2\"",
+	"profile.rfm.r == profile.rfm.f",
+	"profile.rfm.r > null",
+	"!(profile.rfm.r > null)",
+	"profile.figures.orders",
+	"true",
+	"false || null",
+	"profile.customer > 100",
+	"profile.lifecycle >= \"dormant\"",
+};
+
+START_TEST(test_differential)
+{
+	scrm_db *db = population();
+	int64_t total = 0, none = 0;
+	tu_assert_ok(db, scrm_segment_count(db, "true", &total));
+	ck_assert_int_eq(total, 148); /* 150, one absorbed, one erased */
+	for (size_t i = 0; i < SCRM_ARRAY_LEN(covered); i++) {
+		const char *e = covered[i];
+		char wrapped[512];
+		snprintf(wrapped, sizeof wrapped, "(%s) ?? (profile.customer < 0)", e);
+		ck_assert_msg(strcmp(plan(db, e), "sql") == 0, "not SQL: %s", e);
+		ck_assert_msg(strcmp(plan(db, wrapped), "scan") == 0, "not a scan: %s", wrapped);
+		char *a = ids(db, e), *b = ids(db, wrapped);
+		ck_assert_msg(strcmp(a, b) == 0, "%s\n sql:  %s\n scan: %s", e, a, b);
+		int64_t n = -1;
+		tu_assert_ok(db, scrm_segment_count(db, e, &n));
+		int64_t commas = 0;
+		for (const char *p = a; *p; p++)
+			commas += *p == ',';
+		ck_assert_int_eq(n, strcmp(a, "[]") == 0 ? 0 : commas + 1);
+		none += n == 0;
+		scrm_free(a);
+		scrm_free(b);
+	}
+	ck_assert_int_lt(none, 10); /* the population exercises most of them */
+	scrm_db_close(db);
+}
+END_TEST
+
+static int stop_at_3(void *ud, int64_t c)
+{
+	int *n = ud;
+	(void)c;
+	return ++*n == 3 ? 77 : 0;
+}
+
+START_TEST(test_paging_and_errors)
+{
+	scrm_db *db = population();
+	/* Paging with `after` gives the whole segment. */
+	char *all = ids(db, "profile.figures.events >= 1");
+	cJSON *j = cJSON_Parse(all);
+	int n = cJSON_GetArraySize(j);
+	ck_assert_int_gt(n, 20);
+	int64_t after = 0;
+	int seen = 0;
+	for (;;) {
+		char *page = NULL;
+		tu_assert_ok(db, scrm_segment_ids_json(db, "profile.figures.events >= 1", after, 7, &page));
+		cJSON *p = cJSON_Parse(page);
+		int m = cJSON_GetArraySize(p);
+		for (int i = 0; i < m; i++, seen++)
+			ck_assert_int_eq((int64_t)cJSON_GetArrayItem(p, i)->valuedouble,
+					 (int64_t)cJSON_GetArrayItem(j, seen)->valuedouble);
+		if (m)
+			after = (int64_t)cJSON_GetArrayItem(p, m - 1)->valuedouble;
+		cJSON_Delete(p);
+		scrm_free(page);
+		if (m < 7)
+			break;
+	}
+	ck_assert_int_eq(seen, n);
+	cJSON_Delete(j);
+	scrm_free(all);
+	/* foreach stops with the callback's value. */
+	int calls = 0;
+	ck_assert_int_eq(scrm_segment_foreach(db, "true", stop_at_3, &calls), 77);
+	ck_assert_int_eq(calls, 3);
+	char *out = NULL;
+	tu_assert_rc(db, scrm_segment_ids_json(db, "true", 0, 0, &out), SCRM_RANGE);
+	tu_assert_rc(db, scrm_segment_ids_json(db, "true", 0, 100001, &out), SCRM_RANGE);
+	int64_t cnt;
+	tu_assert_rc(db, scrm_segment_count(db, "event.amount > 1", &cnt), SCRM_INVALID);
+	tu_assert_contains(scrm_errmsg(db), "event.amount");
+	tu_assert_rc(db, scrm_segment_count(db, "profile.rfm.r >", &cnt), SCRM_PARSE);
+	tu_assert_contains(scrm_errmsg(db), "1:");
+	tu_assert_rc(db, scrm_segment_count(db, NULL, &cnt), SCRM_MISUSE);
+	tu_assert_rc(db, scrm_segment_count(db, "true", NULL), SCRM_MISUSE);
+	scrm_db_close(db);
+}
+END_TEST
+
+static long long holders(scrm_db *db, const char *tag)
+{
+	char sql[160];
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM customer_tag WHERE tag = (SELECT id FROM tag WHERE name = '%s')", tag);
+	return tu_sql_int(db, sql);
+}
+
+START_TEST(test_rule_tags)
+{
+	scrm_db *db = population();
+	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"repeat\",\"expr\":\"profile.figures.orders >= 2\"}"));
+	char *out = NULL;
+	tu_assert_ok(db, scrm_tags_list_json(db, &out));
+	tu_assert_contains(out, "\"name\":\"repeat\",\"group\":null,\"kind\":\"rule\"");
+	tu_assert_contains(out, "\"expr\":\"profile.figures.orders >= 2\",\"version\":1");
+	scrm_free(out);
+	ck_assert_int_eq(holders(db, "repeat"), 0); /* defining evaluates nobody */
+	int64_t want = 0;
+	tu_assert_ok(db, scrm_segment_count(db, "profile.figures.orders >= 2", &want));
+	tu_assert_ok(db, scrm_tags_refresh(db, NULL, &out));
+	char exp[128];
+	snprintf(exp, sizeof exp, "\"repeat\":{\"holders\":%lld,\"added\":%lld,\"removed\":0,\"version\":1}",
+		 (long long)want, (long long)want);
+	tu_assert_contains(out, exp);
+	scrm_free(out);
+	ck_assert_int_eq(holders(db, "repeat"), want);
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM tag_history WHERE rule = 'tag:repeat' "
+					"AND rule_version = 1 AND op = 'add'"), want);
+	/* Same expression: same version; a new one: version 2, refresh follows. */
+	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"repeat\",\"expr\":\"profile.figures.orders >= 2\"}"));
+	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"repeat\",\"expr\":\"profile.figures.orders >= 3\"}"));
+	tu_assert_ok(db, scrm_tags_refresh(db, "repeat", &out));
+	tu_assert_contains(out, "\"version\":2");
+	scrm_free(out);
+	tu_assert_ok(db, scrm_segment_count(db, "profile.figures.orders >= 3", &want));
+	ck_assert_int_eq(holders(db, "repeat"), want);
+	/* Manual changes are refused; conversions too. */
+	int64_t c = customer(db, "NEW1");
+	tu_assert_rc(db, scrm_tag_add(db, c, "repeat", "alice"), SCRM_STATE);
+	tu_assert_contains(scrm_errmsg(db), "rule tag");
+	tu_assert_rc(db, scrm_tags_define(db, "{\"name\":\"repeat\"}"), SCRM_CONFLICT);
+	tu_assert_rc(db, scrm_tags_define(db, "{\"name\":\"vip\",\"expr\":\"true\"}"), SCRM_CONFLICT);
+	tu_assert_rc(db, scrm_tags_define(db, "{\"name\":\"x\",\"expr\":\"event.amount > 1\"}"), SCRM_INVALID);
+	tu_assert_rc(db, scrm_tags_define(db, "{\"name\":\"x\",\"expr\":\"1 +\"}"), SCRM_PARSE);
+	tu_assert_ok(db, scrm_tags_group_set(db, "{\"name\":\"lvl\",\"exclusive\":true}"));
+	tu_assert_rc(db, scrm_tags_define(db, "{\"name\":\"x\",\"group\":\"lvl\",\"expr\":\"true\"}"),
+		     SCRM_INVALID);
+	tu_assert_ok(db, scrm_tags_group_set(db, "{\"name\":\"seg\"}"));
+	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"y\",\"group\":\"seg\",\"expr\":\"true\"}"));
+	tu_assert_rc(db, scrm_tags_group_set(db, "{\"name\":\"seg\",\"exclusive\":true}"), SCRM_CONFLICT);
+	tu_assert_rc(db, scrm_tags_refresh(db, "nope", &out), SCRM_NOTFOUND);
+	tu_assert_rc(db, scrm_tags_refresh(db, "vip", &out), SCRM_INVALID);
+	/* Events and attributes keep a customer's rule tags current. */
+	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"gold\",\"expr\":"
+					     "\"profile.attributes.level == 'gold' || profile.figures.orders >= 1\"}"));
+	int has = -1;
+	tu_assert_ok(db, scrm_tag_has(db, c, "gold", &has));
+	ck_assert_int_eq(has, 0);
+	tu_assert_ok(db, scrm_profile_set_json(db, c, "{\"level\":\"gold\"}"));
+	tu_assert_ok(db, scrm_tag_has(db, c, "gold", &has));
+	ck_assert_int_eq(has, 1);
+	tu_assert_ok(db, scrm_profile_unset(db, c, "level"));
+	tu_assert_ok(db, scrm_tag_has(db, c, "gold", &has));
+	ck_assert_int_eq(has, 0);
+	event(db, "order", c, clk.now, 500, NULL, "new-order");
+	tu_assert_ok(db, scrm_tag_has(db, c, "gold", &has));
+	ck_assert_int_eq(has, 1);
+	event(db, "order", c, clk.now, 500, NULL, "new-order-2");
+	event(db, "order", c, clk.now, 500, NULL, "new-order-3");
+	tu_assert_ok(db, scrm_tag_has(db, c, "repeat", &has));
+	ck_assert_int_eq(has, 1);
+	scrm_db_close(db);
+}
+END_TEST
+
+static Suite *segment_suite(void)
+{
+	Suite *s = suite_create("segment");
+	TCase *tc = tcase_create("segment");
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, tu_tmpdir_setup, tu_tmpdir_teardown);
+	tcase_add_test(tc, test_differential);
+	tcase_add_test(tc, test_paging_and_errors);
+	tcase_add_test(tc, test_rule_tags);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return tu_run_suite(segment_suite());
+}
