@@ -406,8 +406,9 @@ SCRM_API int scrm_expr_error_pos(const scrm_expr_vars *vars, int *line, int *col
  *  Time: a firing's time (what caps, cooldowns and the trace count) is the
  *  handle's clock when an event is stored, and `now` of scrm_rules_tick().
  *  Time zones: the customer's attribute `tz`, else the configured
- *  `default_tz`; zones with daylight saving time are not known (they fall
- *  back to the default), as for local_hour().
+ *  `default_tz`, known as for local_hour() (an unknown `tz` falls back to
+ *  the default): zones with daylight saving time use the offset in force
+ *  at each instant (current rules only; see doc/expressions.md).
  *  @{ */
 
 /**

@@ -72,6 +72,28 @@ void scrm__buf_printf(scrm_buf *b, const char *fmt, ...)
 	va_end(ap2);
 }
 
+size_t scrm__fmt_int(char *out, int64_t v)
+{
+	char tmp[20];
+	size_t n = 0, len = 0;
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		out[len++] = '-';
+	while (n)
+		out[len++] = tmp[--n];
+	return len;
+}
+
+void scrm__buf_int(scrm_buf *b, int64_t v)
+{
+	char d[21];
+	scrm__buf_append(b, d, scrm__fmt_int(d, v));
+}
+
 /* Length of the well-formed UTF-8 sequence at p (1-4), or 0 if invalid. */
 static int utf8_seq(const unsigned char *p)
 {

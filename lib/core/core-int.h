@@ -71,6 +71,11 @@ void scrm__buf_init(scrm_buf *b, scrm_db *db);
 void scrm__buf_append(scrm_buf *b, const char *s, size_t n);
 void scrm__buf_puts(scrm_buf *b, const char *s);
 void scrm__buf_printf(scrm_buf *b, const char *fmt, ...) SCRM_PRINTF(2, 3);
+/* Append an integer in decimal (what "%lld" gives, without printf: the
+ * rule engine writes several per event). */
+void scrm__buf_int(scrm_buf *b, int64_t v);
+/* Write v in decimal at out (room for 21 bytes, no NUL); returns the length. */
+size_t scrm__fmt_int(char *out, int64_t v);
 /* Append `s` as a JSON string literal (quoted, escaped). */
 void scrm__buf_json_str(scrm_buf *b, const char *s);
 /* Hand the buffer to the caller (NUL-terminated, release with scrm_free);
@@ -126,6 +131,13 @@ bool scrm__tx_doomed(const scrm_db *db);
  * stays the same, no other connection can have committed in between if the
  * transaction is a write transaction (scrm__tx_in_write). */
 uint64_t scrm__tx_serial(const scrm_db *db);
+/* A counter that changes whenever which customer an id resolves to (or
+ * whether it is erased) may have changed on this handle: the identity
+ * engine calls scrm__identity_changed() when it re-roots or erases, and
+ * every rollback counts too. With scrm__tx_serial() it lets another engine
+ * keep a lookup for the rest of a transaction. */
+uint64_t scrm__identity_gen(const scrm_db *db);
+void scrm__identity_changed(scrm_db *db);
 bool scrm__tx_in_write(const scrm_db *db);
 
 /* Entry check for every public function taking a handle: non-NULL and

@@ -349,6 +349,8 @@ static int tx_close(scrm_db *db, bool commit)
 {
 	int d = --db->tx_depth;
 	int rc;
+	if (!commit || db->doomed)
+		db->identity_gen++; /* whatever was undone may have been a merge */
 	if (db->doomed) {
 		/* Everything was rolled back already; unwind without SQL. */
 		if (d == 0) {
@@ -400,6 +402,16 @@ static int tx_close(scrm_db *db, bool commit)
 	return run_cached(db, rl_sql[d], "releasing a savepoint");
 }
 
+uint64_t scrm__identity_gen(const scrm_db *db)
+{
+	return db->identity_gen;
+}
+
+void scrm__identity_changed(scrm_db *db)
+{
+	db->identity_gen++;
+}
+
 uint64_t scrm__tx_serial(const scrm_db *db)
 {
 	return db->tx_depth > 0 ? db->tx_serial : 0;
@@ -422,7 +434,11 @@ int scrm__tx_begin_unguarded(scrm_db *db)
 
 int scrm__tx_begin_read(scrm_db *db)
 {
-	return tx_open(db, false, false);
+	/* Nested in a transaction, a read needs no savepoint: it has nothing
+	 * to undo (and one that wrote after all would doom the batch, as an
+	 * unguarded write does, rather than half-apply). Calls other engines
+	 * make while an event is processed are mostly such reads. */
+	return tx_open(db, false, true);
 }
 
 bool scrm__tx_doomed(const scrm_db *db)

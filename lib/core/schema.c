@@ -21,7 +21,9 @@ static const char core_v1[] =
 extern const char scrm__identity_schema_1[];
 extern const char scrm__identity_schema_2[];
 extern const char scrm__profile_schema_1[];
+extern const char scrm__profile_schema_2[];
 extern const char scrm__rules_schema_1[];
+extern const char scrm__rules_schema_2[];
 
 static const scrm_migration migrations[] = {
 	{1, core_v1},
@@ -29,6 +31,8 @@ static const scrm_migration migrations[] = {
 	{3, scrm__identity_schema_2},
 	{4, scrm__profile_schema_1},
 	{5, scrm__rules_schema_1},
+	{6, scrm__rules_schema_2},
+	{7, scrm__profile_schema_2},
 };
 
 SCRM_API int scrm_schema_version(void)

@@ -62,6 +62,7 @@ static int erase(scrm_db *db, const int64_t *customers, size_t n, int64_t *erase
 		if ((rc = scrm__step_done(db, st, steps[i][1])))
 			return rc;
 	}
+	scrm__identity_changed(db);
 	if (!(st = scrm__stmt(db, "UPDATE customer SET erased_at=?1 WHERE id IN (SELECT id FROM temp.id_erase)")))
 		return scrm_errcode(db);
 	sqlite3_bind_int64(st, 1, scrm__now(db));

@@ -92,6 +92,7 @@ int id__merge(scrm_db *db, int64_t survivor, int64_t absorbed, int64_t at, const
 {
 	int64_t after = 0;
 	int rc;
+	scrm__identity_changed(db); /* roots change below */
 	if ((rc = max_obs(db, &after)) ||
 	    (rc = exec_ids(db, "UPDATE ident SET customer=?1 WHERE customer=?2", survivor, absorbed,
 			   "moving identifiers")) ||
@@ -282,6 +283,7 @@ static int unmerge(scrm_db *db, int64_t merge_id, const char *reason, int64_t *o
 	if ((rc = id__root(db, absorbed, &old_root)))
 		return rc;
 	/* Cut the link, then give the absorbed subtree its own root again. */
+	scrm__identity_changed(db);
 	if ((rc = exec_ids(db, "UPDATE customer SET merged_into=NULL, merge_id=NULL WHERE id=?1",
 			   absorbed, 0, "unlinking the absorbed customer")) ||
 	    (rc = exec_ids(db,

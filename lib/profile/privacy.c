@@ -74,18 +74,31 @@ static const char sql_consent[] =
 static int consent_get(scrm_db *db, int64_t customer, const char *purpose, int *granted)
 {
 	int64_t root;
-	int rc = pf__canonical(db, customer, &root, NULL);
+	int rc = pf__canonical_fast(db, customer, &root, NULL);
 	if (rc)
 		return rc;
-	sqlite3_stmt *st = scrm__stmt(db, sql_consent);
+	/* One purpose: probe profile_consent_customer per merged id and keep
+	 * the latest record (time, then id) here, instead of a window over
+	 * every purpose (the rule engine asks this on every marketing firing). */
+	sqlite3_stmt *st = scrm__stmt(db, "SELECT p.granted, p.at, p.id FROM identity_customers c "
+					  "JOIN profile_consent p ON p.customer = c.id AND p.purpose = ?2 "
+					  "WHERE c.root = ?1");
 	if (!st)
 		return scrm_errcode(db);
 	sqlite3_bind_int64(st, 1, root);
 	sqlite3_bind_text(st, 2, purpose, -1, SQLITE_STATIC);
-	int s = sqlite3_step(st);
-	*granted = s == SQLITE_ROW ? sqlite3_column_int(st, 1) != 0 : 0;
+	int64_t best_at = 0, best_id = 0;
+	int s;
+	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t at = sqlite3_column_int64(st, 1), id = sqlite3_column_int64(st, 2);
+		if (best_id && (at < best_at || (at == best_at && id < best_id)))
+			continue;
+		best_at = at;
+		best_id = id;
+		*granted = sqlite3_column_int(st, 0) != 0;
+	}
 	sqlite3_reset(st);
-	return s == SQLITE_ROW || s == SQLITE_DONE ? SCRM_OK : scrm__sqlerr(db, s, "reading consent");
+	return s == SQLITE_DONE ? SCRM_OK : scrm__sqlerr(db, s, "reading consent");
 }
 
 SCRM_API int scrm_profile_consent_get(scrm_db *db, int64_t customer, const char *purpose,

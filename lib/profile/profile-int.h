@@ -101,5 +101,6 @@ int pf__event_add_json(scrm_db *db, const char *json, int64_t *customer, int64_t
 
 /* Schema step of the profile engine (schema.c). */
 extern const char scrm__profile_schema_1[];
+extern const char scrm__profile_schema_2[];
 
 #endif

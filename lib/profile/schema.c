@@ -94,6 +94,14 @@ const char scrm__profile_schema_1[] =
 	"  at INTEGER NOT NULL,"
 	"  reason TEXT);";
 
+/* Step 2 (schema 7): a customer's events by time carry their type, so that
+ * count(type, within) and sum(type, within) of the rule language (and
+ * scrm_profile_event_stats()) filter in the index and read only the rows
+ * they count, instead of every event in the window. */
+const char scrm__profile_schema_2[] =
+	"DROP INDEX event_customer;"
+	"CREATE INDEX event_customer ON event(customer, at, type);";
+
 /* ------------------------------------------------------------ helpers */
 
 bool pf__is_name(const char *s, size_t max, bool dots)
@@ -142,6 +150,10 @@ static void key_hash_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 typedef struct pf_state {
 	bool functions;
 	uint64_t erased_tx;   /* write transaction in which erased_keys was read */
+	/* pf__canonical_fast()'s last answer: valid in transaction canon_tx
+	 * while the identity generation is canon_gen */
+	uint64_t canon_tx, canon_gen;
+	int64_t canon_id, canon_root, canon_erased;
 	bool erased_keys;     /* some event key was anonymized (scrm_meta profile.erased_keys) */
 } pf_state;
 
@@ -242,7 +254,40 @@ int pf__canonical(scrm_db *db, int64_t id, int64_t *root, int64_t *erased_at)
 	return rc;
 }
 
+static int canonical_read(scrm_db *db, int64_t id, int64_t *root, int64_t *erased_at);
+
 int pf__canonical_fast(scrm_db *db, int64_t id, int64_t *root, int64_t *erased_at)
+{
+	/* The last answer holds for the rest of the transaction unless the
+	 * identity engine re-rooted or erased something (or anything was
+	 * rolled back): an event with rules asks for the same customer several
+	 * times. */
+	pf_state *ps;
+	int rc0 = get_state(db, &ps);
+	if (rc0)
+		return rc0;
+	uint64_t serial = scrm__tx_serial(db), gen = scrm__identity_gen(db);
+	if (serial && ps->canon_tx == serial && ps->canon_gen == gen && ps->canon_id == id) {
+		*root = ps->canon_root;
+		if (erased_at)
+			*erased_at = ps->canon_erased;
+		return SCRM_OK;
+	}
+	int rc1 = canonical_read(db, id, root, erased_at ? erased_at : &ps->canon_erased);
+	if (rc1 == SCRM_OK && serial) {
+		ps->canon_tx = serial;
+		ps->canon_gen = gen;
+		ps->canon_id = id;
+		ps->canon_root = *root;
+		if (erased_at)
+			ps->canon_erased = *erased_at;
+	} else {
+		ps->canon_tx = 0;
+	}
+	return rc1;
+}
+
+static int canonical_read(scrm_db *db, int64_t id, int64_t *root, int64_t *erased_at)
 {
 	/* One row read for the common case, a customer that is its own root. */
 	sqlite3_stmt *st = scrm__stmt(db, "SELECT root, erased_at FROM identity_customers WHERE id = ?1");

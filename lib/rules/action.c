@@ -17,16 +17,31 @@
 void ru__action_key(const char *rule_id, int64_t version, int64_t customer, const char *instance,
 		    size_t index, char out[33])
 {
-	char buf[512];
-	int n = snprintf(buf, sizeof buf, "%s\x1f%lld\x1f%lld\x1f%s\x1f%zu", rule_id,
-			 (long long)version, (long long)customer, instance, index);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n >= sizeof buf)
-		n = (int)sizeof buf - 1;
-	XXH128_hash_t h = XXH3_128bits(buf, (size_t)n);
-	snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64,
-		 (unsigned long long)h.low64);
+	/* The bytes of "%s\x1f%lld\x1f%lld\x1f%s\x1f%zu" cut at 511, as the
+	 * snprintf this replaces wrote them: keys of stored actions must not
+	 * change. */
+	char buf[2 * 511 + 4 + 3 * 21];
+	size_t n = strnlen(rule_id, 511);
+	memcpy(buf, rule_id, n);
+	buf[n++] = '\x1f';
+	n += scrm__fmt_int(buf + n, version);
+	buf[n++] = '\x1f';
+	n += scrm__fmt_int(buf + n, customer);
+	buf[n++] = '\x1f';
+	size_t l = strnlen(instance, 511);
+	memcpy(buf + n, instance, l);
+	n += l;
+	buf[n++] = '\x1f';
+	n += scrm__fmt_int(buf + n, (int64_t)index);
+	if (n > 511)
+		n = 511;
+	XXH128_hash_t h = XXH3_128bits(buf, n);
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 0; i < 16; i++) {
+		out[i] = hex[(h.high64 >> (60 - 4 * i)) & 0xf];
+		out[16 + i] = hex[(h.low64 >> (60 - 4 * i)) & 0xf];
+	}
+	out[32] = '\0';
 }
 
 int ru__actions_json(const ru_rule *r, scrm_buf *b)
@@ -118,19 +133,35 @@ static int insert_outbox(ru_ctx *c, const ru_fire_in *in, int64_t version, size_
 {
 	scrm_db *db = c->db;
 	const ru_rule *r = in->r;
-	char key[33], context[160];
+	char key[33];
 	ru__action_key(r->id, version, c->customer, in->instance, index, key);
-	if (in->event_id)
-		snprintf(context, sizeof context, "{\"kind\":\"%s\",\"instance\":\"%s\",\"event\":%lld}",
-			 in->kind, in->instance, (long long)in->event_id);
-	else
-		snprintf(context, sizeof context, "{\"kind\":\"%s\",\"instance\":\"%s\"}", in->kind,
-			 in->instance);
+	/* kind and instance are the engine's own words ("absence", "ev:12",
+	 * "date:2026-05-01"): nothing to escape. */
+	scrm_buf ctxb;
+	scrm__buf_init(&ctxb, db);
+	scrm__buf_puts(&ctxb, "{\"kind\":\"");
+	scrm__buf_puts(&ctxb, in->kind);
+	scrm__buf_puts(&ctxb, "\",\"instance\":\"");
+	scrm__buf_puts(&ctxb, in->instance);
+	if (in->event_id) {
+		scrm__buf_puts(&ctxb, "\",\"event\":");
+		scrm__buf_int(&ctxb, in->event_id);
+		scrm__buf_puts(&ctxb, "}");
+	} else {
+		scrm__buf_puts(&ctxb, "\"}");
+	}
+	if (ctxb.oom) {
+		scrm__buf_reset(&ctxb);
+		return scrm__error(db, SCRM_NOMEM, "out of memory");
+	}
+	const char *context = ctxb.data;
 	sqlite3_stmt *st = scrm__stmt(
 		db, "INSERT INTO outbox(ikey, action, params, customer, rid, version, context, state, "
 		    "next_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8)");
-	if (!st)
+	if (!st) {
+		scrm__buf_reset(&ctxb);
 		return scrm_errcode(db);
+	}
 	sqlite3_bind_text(st, 1, key, 32, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, a->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, a->params ? a->params : "{}", -1, SQLITE_STATIC);
@@ -140,12 +171,16 @@ static int insert_outbox(ru_ctx *c, const ru_fire_in *in, int64_t version, size_
 	sqlite3_bind_text(st, 7, context, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, c->now);
 	int rc = scrm__step_done(db, st, "writing to the outbox");
+	scrm__buf_reset(&ctxb);
 	if (rc)
 		return rc;
-	scrm__buf_printf(detail, "%s{\"action\":", first ? "" : ",");
+	scrm__buf_puts(detail, first ? "{\"action\":" : ",{\"action\":");
 	scrm__buf_json_str(detail, a->name);
-	scrm__buf_printf(detail, ",\"outbox\":%lld,\"key\":\"%s\"}",
-			 (long long)sqlite3_last_insert_rowid(scrm__sqlite(db)), key);
+	scrm__buf_puts(detail, ",\"outbox\":");
+	scrm__buf_int(detail, sqlite3_last_insert_rowid(scrm__sqlite(db)));
+	scrm__buf_puts(detail, ",\"key\":\"");
+	scrm__buf_append(detail, key, 32);
+	scrm__buf_puts(detail, "\"}");
 	return SCRM_OK;
 }
 

@@ -9,7 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "rules-int.h"
-#include "expr-int.h" /* scrm__xtz_parse: one zone table for the whole rule engine */
+#include "expr-int.h" /* scrm__tz_parse: one zone table for the whole rule engine */
 
 #define DEFAULT_TZ "Asia/Shanghai"
 
@@ -38,9 +38,9 @@ bool ru__is_text(const char *s, size_t max)
 	return true;
 }
 
-bool ru__tz(const char *name, size_t n, int64_t *off_ms)
+bool ru__tz(const char *name, size_t n, scrm_tz *z)
 {
-	return scrm__xtz_parse(name, n, off_ms);
+	return scrm__tz_parse(name, n, z);
 }
 
 static int64_t unit_ms(const char *u, size_t n)
@@ -154,7 +154,7 @@ static void config_defaults(ru_config *c)
 {
 	memset(c, 0, sizeof *c);
 	snprintf(c->default_tz, sizeof c->default_tz, "%s", DEFAULT_TZ);
-	c->default_tz_off = 8 * 60 * RU_MIN_MS;
+	scrm__tz_fixed(&c->default_zone, 8 * 3600);
 	c->quiet = (ru_quiet){true, 22 * 60, 8 * 60};
 	c->lease_ms = 5 * RU_MIN_MS;
 	c->backoff_ms = RU_MIN_MS;
@@ -238,14 +238,14 @@ static int config_parse(scrm_db *db, const cJSON *root, ru_config *c)
 		return rc;
 	const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, "default_tz");
 	if (it) {
-		int64_t off;
+		scrm_tz z;
 		if (!cJSON_IsString(it) || strlen(it->valuestring) >= sizeof c->default_tz ||
-		    !ru__tz(it->valuestring, strlen(it->valuestring), &off))
+		    !ru__tz(it->valuestring, strlen(it->valuestring), &z))
 			return scrm__error(db, SCRM_INVALID,
-					   "rules config: default_tz must be a known time zone without "
-					   "daylight saving time (\"Asia/Shanghai\", \"+08:00\")");
+					   "rules config: default_tz must be a known time zone "
+					   "(\"Asia/Shanghai\", \"Europe/London\", \"+08:00\")");
 		snprintf(c->default_tz, sizeof c->default_tz, "%s", it->valuestring);
-		c->default_tz_off = off;
+		c->default_zone = z;
 	}
 	if ((it = cJSON_GetObjectItemCaseSensitive(root, "quiet_hours"))) {
 		if (cJSON_IsFalse(it) || cJSON_IsNull(it))

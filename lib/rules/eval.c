@@ -104,27 +104,27 @@ static int ctx_profile(ru_ctx *c)
 	return rc;
 }
 
-int ru__ctx_tz(ru_ctx *c, int64_t *off)
+int ru__ctx_tz(ru_ctx *c, const scrm_tz **z)
 {
 	if (!c->tz_loaded) {
 		const char *json;
 		int rc = ru__ctx_attr(c, "tz", &json);
 		if (rc)
 			return rc;
-		c->tz_off = c->st->cfg.default_tz_off;
+		c->tz = c->st->cfg.default_zone;
 		snprintf(c->tz_name, sizeof c->tz_name, "%s", c->st->cfg.default_tz);
 		size_t n = json ? strlen(json) : 0;
-		int64_t o;
-		/* A name without escapes: "Asia/Shanghai". Unknown zones (and
-		 * zones with daylight saving time) fall back to the default. */
+		scrm_tz o;
+		/* A name without escapes: "Asia/Shanghai". Unknown zones fall
+		 * back to the default. */
 		if (n > 2 && n < sizeof c->tz_name && json[0] == '"' && json[n - 1] == '"' &&
 		    !memchr(json, '\\', n) && ru__tz(json + 1, n - 2, &o)) {
-			c->tz_off = o;
+			c->tz = o;
 			snprintf(c->tz_name, sizeof c->tz_name, "%.*s", (int)(n - 2), json + 1);
 		}
 		c->tz_loaded = true;
 	}
-	*off = c->tz_off;
+	*z = &c->tz;
 	return SCRM_OK;
 }
 

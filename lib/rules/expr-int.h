@@ -351,8 +351,47 @@ int scrm__xequal(scrm_xctx *c, const scrm_xnode *n, const scrm_xval *a, const sc
 /* Call a built-in function on evaluated arguments. */
 int scrm__xcall(scrm_xctx *c, const scrm_xnode *n, const scrm_xval *args, scrm_xval *out);
 
-/* Parse a time zone ("+08:00", "Z", "Asia/Shanghai") to an offset in ms. */
-bool scrm__xtz_parse(const char *s, size_t n, int64_t *off_ms);
+/* ------------------------------------------------------------ time zones (tz.c) */
+
+/* A transition date: 'M' month mon, week 1..5 (5: the last), weekday 0
+ * (Sunday)..6; 'J' day 1..365 not counting 29 February; 'N' day 0..365
+ * counting it. At `time` seconds after local midnight (-167h..167h) in the
+ * local time in force before the transition. */
+typedef struct scrm_tzrule {
+	uint8_t kind, mon, week, wday;
+	int16_t yday;
+	int32_t time;
+} scrm_tzrule;
+
+/* A zone: one offset, or standard and daylight offsets with the rules
+ * that start (`on`) and end (`off`) daylight time each year. Offsets in
+ * seconds east of UTC. A plain value: no allocation, copy freely. */
+typedef struct scrm_tz {
+	int32_t std, dst;
+	bool has_dst;
+	scrm_tzrule on, off;
+} scrm_tz;
+
+/* Longest POSIX TZ string accepted as a zone (names fit rule-engine
+ * buffers of 64 bytes). */
+#define SCRM_TZ_POSIX_MAX 63
+
+/* "Z", "+08:00"/"+0800"/"+08" (at most ±18:00), a name of the built-in
+ * table ("Asia/Shanghai", "Europe/London": current rules only) or a POSIX
+ * TZ string with daylight rules ("EST5EDT,M3.2.0,M11.1.0"). */
+bool scrm__tz_parse(const char *s, size_t n, scrm_tz *z);
+void scrm__tz_fixed(scrm_tz *z, int32_t secs);
+/* Offset (ms east of UTC) in force at the UTC instant t (ms). */
+int64_t scrm__tz_offset(const scrm_tz *z, int64_t t);
+/* The UTC instant of a local wall time (ms since the epoch as if the local
+ * time were UTC). A wall time the clocks skip (02:30 when they go from
+ * 02:00 to 03:00) is read with the offset before the jump, so it lands
+ * the jump's length later (03:30); a wall time that occurs twice (the
+ * clocks went back) is the earlier instant, or the later with `later`.
+ * |local| must stay below 2^62. */
+int64_t scrm__tz_utc(const scrm_tz *z, int64_t local, bool later);
+/* Self-check for the tests: the name table is sorted and every rule parses. */
+bool scrm__tz_table_sorted(void);
 
 /* Regular expressions (pcre2 lives in expr_regex.c only). */
 int scrm__xregex_setup(scrm_expr *e);  /* contexts; SCRM_NOMEM */

@@ -39,74 +39,6 @@ const scrm_xfunc *scrm__xfunc_get(int id)
 	return &funcs[id];
 }
 
-/* ------------------------------------------------------------ time zones */
-
-/* Zones that have kept one UTC offset, without daylight saving time, since
- * at least 2019 (IANA tzdata). Anything with DST is refused rather than
- * answered wrongly for half the year; the process TZ is never touched. */
-static const struct {
-	const char *name;
-	int minutes;
-} zones[] = {
-	{"UTC", 0}, {"GMT", 0}, {"Etc/UTC", 0}, {"Etc/GMT", 0}, {"Universal", 0},
-	{"Asia/Shanghai", 480}, {"Asia/Chongqing", 480}, {"Asia/Chungking", 480},
-	{"Asia/Harbin", 480}, {"Asia/Urumqi", 360}, {"Asia/Hong_Kong", 480}, {"Asia/Macau", 480},
-	{"Asia/Taipei", 480}, {"Asia/Singapore", 480}, {"Asia/Kuala_Lumpur", 480},
-	{"Asia/Manila", 480}, {"Asia/Brunei", 480}, {"Asia/Makassar", 480},
-	{"Asia/Ulaanbaatar", 480}, {"Asia/Tokyo", 540}, {"Asia/Seoul", 540},
-	{"Asia/Pyongyang", 540}, {"Asia/Jayapura", 540}, {"Asia/Bangkok", 420},
-	{"Asia/Ho_Chi_Minh", 420}, {"Asia/Saigon", 420}, {"Asia/Jakarta", 420},
-	{"Asia/Phnom_Penh", 420}, {"Asia/Vientiane", 420}, {"Asia/Yangon", 390},
-	{"Asia/Dhaka", 360}, {"Asia/Thimphu", 360}, {"Asia/Kathmandu", 345},
-	{"Asia/Kolkata", 330}, {"Asia/Calcutta", 330}, {"Asia/Colombo", 330},
-	{"Asia/Karachi", 300}, {"Asia/Tashkent", 300}, {"Asia/Dubai", 240}, {"Asia/Muscat", 240},
-	{"Asia/Baku", 240}, {"Asia/Riyadh", 180}, {"Asia/Qatar", 180}, {"Asia/Kuwait", 180},
-	{"Asia/Baghdad", 180}, {"Europe/Moscow", 180}, {"Europe/Minsk", 180},
-	{"Europe/Istanbul", 180}, {"Africa/Nairobi", 180}, {"Africa/Johannesburg", 120},
-	{"Africa/Lagos", 60}, {"America/Sao_Paulo", -180},
-	{"America/Argentina/Buenos_Aires", -180}, {"America/Bogota", -300},
-	{"America/Lima", -300}, {"America/Panama", -300}, {"America/Phoenix", -420},
-	{"Pacific/Honolulu", -600}, {"Australia/Brisbane", 600}, {"Australia/Perth", 480},
-	{"Australia/Darwin", 570}, {"PRC", 480}, {"ROC", 480}, {"Hongkong", 480},
-	{"Singapore", 480}, {"Japan", 540}, {"ROK", 540},
-};
-
-static int digits2(const char *s)
-{
-	if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9')
-		return -1;
-	return (s[0] - '0') * 10 + (s[1] - '0');
-}
-
-bool scrm__xtz_parse(const char *s, size_t n, int64_t *off_ms)
-{
-	if (n == 1 && s[0] == 'Z') {
-		*off_ms = 0;
-		return true;
-	}
-	if (n >= 3 && (s[0] == '+' || s[0] == '-')) {
-		int h = digits2(s + 1), m = 0;
-		if (h < 0)
-			return false;
-		if (n == 6 && s[3] == ':')
-			m = digits2(s + 4);
-		else if (n == 5)
-			m = digits2(s + 3);
-		else if (n != 3)
-			return false;
-		if (m < 0 || m > 59 || h * 60 + m > 18 * 60)
-			return false;
-		*off_ms = (int64_t)(s[0] == '-' ? -1 : 1) * (h * 60 + m) * 60000;
-		return true;
-	}
-	for (size_t i = 0; i < SCRM_ARRAY_LEN(zones); i++)
-		if (strlen(zones[i].name) == n && memcmp(zones[i].name, s, n) == 0) {
-			*off_ms = (int64_t)zones[i].minutes * 60000;
-			return true;
-		}
-	return false;
-}
-
 static int64_t floor_div(int64_t a, int64_t b)
 {
 	int64_t q = a / b;
@@ -360,11 +292,13 @@ int scrm__xcall(scrm_xctx *c, const scrm_xnode *n, const scrm_xval *a, scrm_xval
 			return arg_error(c, n, 0, "an int (ms timestamp)", &a[0]);
 		if (a[1].t != SCRM_XV_STR)
 			return arg_error(c, n, 1, "a string (time zone)", &a[1]);
-		int64_t off, t;
-		if (!scrm__xtz_parse(a[1].u.s, a[1].n, &off))
+		/* Zones live in tz.c; the offset is the one in force at t. */
+		scrm_tz z;
+		int64_t t;
+		if (!scrm__tz_parse(a[1].u.s, a[1].n, &z))
 			return scrm__xfail(c, n, SCRM_EVAL, "%s: unknown time zone '%.*s'", f->name,
 					   (int)(a[1].n > 40 ? 40 : a[1].n), a[1].u.s);
-		if (__builtin_add_overflow(a[0].u.i, off, &t))
+		if (__builtin_add_overflow(a[0].u.i, scrm__tz_offset(&z, a[0].u.i), &t))
 			return scrm__xfail(c, n, SCRM_RANGE, "integer overflow: %s(%lld)", f->name,
 					   (long long)a[0].u.i);
 		int64_t day = floor_div(t, 86400000);

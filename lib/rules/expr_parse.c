@@ -264,12 +264,12 @@ static int32_t parse_call(scrm_xcomp *cp, uint32_t start, const char *name, size
 		/* A literal zone is checked now rather than on every evaluation. */
 		const scrm_xnode *z = &e->nodes[cp->stack[cp->nstack - 1]];
 		const scrm_xval *zv = z->kind == SCRM_XK_CONST ? &e->consts[z->aux] : NULL;
-		int64_t off;
-		if (zv && zv->t == SCRM_XV_STR && !scrm__xtz_parse(zv->u.s, zv->n, &off)) {
+		scrm_tz tz;
+		if (zv && zv->t == SCRM_XV_STR && !scrm__tz_parse(zv->u.s, zv->n, &tz)) {
 			scrm__xcomp_error(cp, SCRM_INVALID, argpos[1],
-					  "%s: unknown time zone '%.*s' (use an offset such as "
-					  "\"+08:00\" or a zone without daylight saving time such as "
-					  "\"Asia/Shanghai\")",
+					  "%s: unknown time zone '%.*s' (use an IANA name such as "
+					  "\"Europe/London\", an offset such as \"+08:00\" or a POSIX "
+					  "rule such as \"EST5EDT,M3.2.0,M11.1.0\")",
 					  f->name, (int)(zv->n > 40 ? 40 : zv->n), zv->u.s);
 			return -1;
 		}

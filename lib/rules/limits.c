@@ -29,9 +29,9 @@ void ru__civil(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 	*y = yoe + era * 400 + (*m <= 2);
 }
 
-void ru__calendar(int unit, int64_t t, int64_t off, int64_t *start, int64_t *next)
+void ru__calendar(int unit, int64_t t, const scrm_tz *z, int64_t *start, int64_t *next)
 {
-	int64_t day = floor_div(t + off, RU_DAY_MS), s = day, n = day + 1;
+	int64_t day = floor_div(t + scrm__tz_offset(z, t), RU_DAY_MS), s = day, n = day + 1;
 	if (unit == RU_CAL_WEEK) {
 		/* 1970-01-01 was a Thursday; weeks start on Monday (ISO 8601). */
 		int64_t wd = ((day + 3) % 7 + 7) % 7;
@@ -44,8 +44,11 @@ void ru__calendar(int unit, int64_t t, int64_t off, int64_t *start, int64_t *nex
 		s = scrm__days_from_civil(y, m, 1);
 		n = m == 12 ? scrm__days_from_civil(y + 1, 1, 1) : scrm__days_from_civil(y, m + 1, 1);
 	}
-	*start = s * RU_DAY_MS - off;
-	*next = n * RU_DAY_MS - off;
+	/* Local midnights: with daylight saving time a period is an hour
+	 * shorter or longer; a midnight the clocks skip starts the day at the
+	 * first instant that exists, a repeated one at its first occurrence. */
+	*start = scrm__tz_utc(z, s * RU_DAY_MS, false);
+	*next = scrm__tz_utc(z, n * RU_DAY_MS, false);
 }
 
 /* ------------------------------------------------------------ once, cooldown */
@@ -132,11 +135,11 @@ int ru__check_cap(ru_ctx *c, const ru_rule *r, const ru_group *g, ru_cap *cap)
 	cap->max = g->max;
 	int64_t from, next = 0;
 	if (g->calendar) {
-		int64_t off;
-		int rc = ru__ctx_tz(c, &off);
+		const scrm_tz *z;
+		int rc = ru__ctx_tz(c, &z);
 		if (rc)
 			return rc;
-		ru__calendar(g->calendar, c->now, off, &from, &next);
+		ru__calendar(g->calendar, c->now, z, &from, &next);
 	} else {
 		from = c->now - g->per_ms + 1;
 	}
@@ -187,16 +190,23 @@ int ru__check_quiet(ru_ctx *c, const ru_rule *r, int64_t *until)
 	const ru_quiet *q = r->quiet == 2 ? &r->own_quiet : r->quiet == 1 ? &c->st->cfg.quiet : NULL;
 	if (!q || !q->on)
 		return SCRM_OK;
-	int64_t off;
-	int rc = ru__ctx_tz(c, &off);
+	const scrm_tz *z;
+	int rc = ru__ctx_tz(c, &z);
 	if (rc)
 		return rc;
-	int64_t local = c->now + off;
+	/* The window is in wall-clock time at this instant's offset. */
+	int64_t local = c->now + scrm__tz_offset(z, c->now);
 	int64_t day0 = floor_div(local, RU_DAY_MS) * RU_DAY_MS, mod = local - day0;
 	int64_t start = q->start_min * RU_MIN_MS, end = q->end_min * RU_MIN_MS;
 	bool inside = start < end ? (mod >= start && mod < end) : (mod >= start || mod < end);
 	if (!inside)
 		return SCRM_OK;
-	*until = (mod < end ? day0 + end : day0 + RU_DAY_MS + end) - off;
+	/* The next instant the clock shows the end: an end the clocks skip
+	 * is the gap's length later; one they repeat, the occurrence still
+	 * ahead (the later one when now is between the two). */
+	int64_t end_local = mod < end ? day0 + end : day0 + RU_DAY_MS + end;
+	*until = scrm__tz_utc(z, end_local, false);
+	if (*until <= c->now)
+		*until = scrm__tz_utc(z, end_local, true);
 	return SCRM_OK;
 }

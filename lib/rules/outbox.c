@@ -84,7 +84,7 @@ static int take(scrm_db *db, int max, int64_t lease_ms, int64_t now, scrm_buf *b
 	if (b)
 		scrm__buf_puts(b, "[");
 	sqlite3_stmt *sel = scrm__stmt(
-		db, "SELECT id, attempts FROM outbox WHERE state IN ('pending', 'leased', 'failed') "
+		db, "SELECT id, attempts FROM outbox WHERE state <> 'done' AND state <> 'dead' "
 		    "AND next_at <= ?1 ORDER BY next_at, id LIMIT 1");
 	if (!sel)
 		return scrm_errcode(db);

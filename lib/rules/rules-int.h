@@ -1,13 +1,15 @@
 /*
  * Private interface of the rule engine (rules, triggers, limits, actions,
  * the outbox, the decision trace and tags). Separate from expr-int.h: the
- * rule engine uses the expression language through its public API only.
- * Never leaves lib/rules/.
+ * rule engine uses the expression language through its public API, and
+ * from expr-int.h only the time-zone model (scrm_tz, tz.c) it shares with
+ * local_hour(). Never leaves lib/rules/.
  */
 #ifndef SCRM_RULES_INT_H
 #define SCRM_RULES_INT_H
 
 #include "core-int.h"
+#include "expr-int.h" /* scrm_tz: one zone model (tz.c) for expressions and rules */
 #include "scrm/profile.h"
 #include "scrm/rules.h"
 
@@ -45,7 +47,7 @@ typedef struct ru_quiet {
 
 typedef struct ru_config {
 	char default_tz[64];
-	int64_t default_tz_off;  /* ms east of UTC */
+	scrm_tz default_zone;
 	ru_quiet quiet;
 	ru_group *groups;
 	size_t ngroups;
@@ -67,9 +69,9 @@ void ru__dur_str(int64_t ms, char *buf, size_t size);
 /* "HH:MM" -> minutes of the day. */
 int ru__hhmm(scrm_db *db, const struct cJSON *item, const char *what, int *min);
 int ru__quiet_parse(scrm_db *db, const struct cJSON *item, const char *what, ru_quiet *q);
-/* Time zone name or offset -> ms east of UTC (the expression language's
- * table of fixed-offset zones). */
-bool ru__tz(const char *name, size_t n, int64_t *off_ms);
+/* Time zone name, offset or POSIX rule -> zone (the expression language's
+ * zones, tz.c). */
+bool ru__tz(const char *name, size_t n, scrm_tz *z);
 
 /* 1..max bytes of [a-z0-9_] (and '.', '-' when `punct`). */
 bool ru__is_name(const char *s, size_t max, bool punct);
@@ -182,6 +184,7 @@ typedef struct ru_state {
 	struct ru_rtag *rtags;
 	size_t nrtags;
 	bool rtags_loaded;
+	bool rtags_module; /* scrm_tagdiff registered on the connection */
 	/* outbox delivery callback (scrm_outbox_set_handler) */
 	ru_deliver_fn deliver;
 	void *deliver_ud;
@@ -247,7 +250,7 @@ typedef struct ru_ctx {
 	} consent[4];            /* consent read for this customer */
 	int nconsent;
 	bool tz_loaded;
-	int64_t tz_off;
+	scrm_tz tz;
 	char tz_name[64];
 	/* decisions traced, written by ru__trace_flush() */
 	struct ru_trace_row *trace;
@@ -262,8 +265,9 @@ void ru__ctx_init(ru_ctx *c, scrm_db *db, ru_state *st, int64_t customer, int64_
 void ru__ctx_clear(ru_ctx *c);
 /* One attribute's value as JSON text (NULL when unset), cached. */
 int ru__ctx_attr(ru_ctx *c, const char *name, const char **json);
-/* The customer's time zone offset (attribute `tz`, else the default). */
-int ru__ctx_tz(ru_ctx *c, int64_t *off);
+/* The customer's time zone (attribute `tz`, else the default), cached:
+ * offsets depend on the instant (scrm__tz_offset, scrm__tz_utc). */
+int ru__ctx_tz(ru_ctx *c, const scrm_tz **z);
 
 /* Evaluate a condition. *holds 1/0; *evalerr set (and *holds 0) when the
  * expression failed (type mismatch…): a traced outcome, not a failure.
@@ -313,8 +317,9 @@ int ru__check_consent(ru_ctx *c, const ru_rule *r, const ru_action *acts, size_t
 		      const char **purpose);
 int ru__check_cap(ru_ctx *c, const ru_rule *r, const ru_group *g, ru_cap *cap);
 int ru__check_quiet(ru_ctx *c, const ru_rule *r, int64_t *until);
-/* Start of the calendar period holding `t` and of the next one. */
-void ru__calendar(int unit, int64_t t, int64_t off, int64_t *start, int64_t *next);
+/* Start of the calendar period holding `t` and of the next one: local
+ * midnights in zone z (a day may be 23 or 25 hours long). */
+void ru__calendar(int unit, int64_t t, const scrm_tz *z, int64_t *start, int64_t *next);
 /* Civil date of a day number. */
 void ru__civil(int64_t days, int64_t *y, unsigned *m, unsigned *d);
 
@@ -346,8 +351,8 @@ int ru__tags_merge(scrm_db *db, int64_t survivor, int64_t absorbed, int64_t log_
 int ru__tags_unmerge(scrm_db *db, int64_t old_root, int64_t new_root);
 
 /* trigger.c */
-int ru__date_next(const ru_rule *r, const char *date, int64_t off, int64_t after, bool inclusive,
-		  int64_t *due, char instance[32]);
+int ru__date_next(const ru_rule *r, const char *date, const scrm_tz *z, int64_t after,
+		  bool inclusive, int64_t *due, char instance[32]);
 
 /* outbox.c: ask for the delivery callback after commit. */
 void ru__outbox_wrote(scrm_db *db, ru_state *s);
@@ -396,5 +401,6 @@ const char *ru__code_name(int code);
 
 /* Schema step (schema.c). */
 extern const char scrm__rules_schema_1[];
+extern const char scrm__rules_schema_2[];
 
 #endif /* SCRM_RULES_INT_H */

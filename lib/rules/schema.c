@@ -189,3 +189,66 @@ const char scrm__rules_schema_1[] =
 	"    WHERE customer = NEW.customer AND state IN ('pending', 'leased', 'failed');"
 	"  END;"
 	"INSERT INTO scrm_meta(key, value) VALUES ('rules.rev', '0');";
+
+/* Step 2 (schema 6): cheaper writes on the event path.
+ * - The trace becomes a rowid table in the order it is recorded, one row
+ *   per trigger instance evaluated (the decisions of all the rules one
+ *   event triggered, packed as JSON), with one narrow index by customer
+ *   and time (the question the trace answers: why did this customer get
+ *   this). Clustered by customer (WITHOUT ROWID), a row per decision was
+ *   inserted in the middle of a B-tree, and the index by rule cost as much
+ *   again: together the largest cost of an event with rules. Per-rule
+ *   queries read the table newest first instead, stopping at their limit.
+ *   Old rows are copied in time order, one decision each.
+ * - The outbox's partial index and the attribute triggers tested
+ *   `IN (list)` / `IN (SELECT …)`, which SQLite evaluates with an
+ *   ephemeral table: one created and dropped for every outbox row and
+ *   every attribute written. */
+const char scrm__rules_schema_2[] =
+	"DROP TRIGGER rule_erasure;"
+	"CREATE TABLE rule_trace_v2 ("
+	"  id INTEGER PRIMARY KEY,"
+	"  customer INTEGER NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  instance TEXT NOT NULL,"
+	"  event INTEGER,"
+	"  n INTEGER NOT NULL,"         /* decisions in the row */
+	"  decisions TEXT NOT NULL);"   /* [[rid, version, outcome, detail, inputs]…], latest first */
+	"INSERT INTO rule_trace_v2(customer, at, kind, instance, event, n, decisions) "
+	"  SELECT customer, at, kind, instance, event, 1, json_array(json_array(rid, version, "
+	"  outcome, json(detail), json(inputs))) FROM rule_trace "
+	"  ORDER BY at, customer, rid, instance, outcome;"
+	"DROP TABLE rule_trace;"
+	"ALTER TABLE rule_trace_v2 RENAME TO rule_trace;"
+	"CREATE INDEX rule_trace_customer ON rule_trace(customer, at);"
+	"DROP INDEX outbox_ready;"
+	"CREATE INDEX outbox_ready ON outbox(next_at, id) WHERE state <> 'done' AND state <> 'dead';"
+	"DROP TRIGGER rule_attr_insert;"
+	"DROP TRIGGER rule_attr_update;"
+	"DROP TRIGGER rule_attr_delete;"
+	"CREATE TRIGGER rule_attr_insert AFTER INSERT ON profile_attr "
+	"  WHEN EXISTS (SELECT 1 FROM rule_date_attr WHERE name = NEW.name) BEGIN"
+	"  INSERT OR IGNORE INTO rule_date_dirty(customer, since) VALUES (NEW.customer, NEW.at);"
+	"  UPDATE rule_date_dirty SET since = min(since, NEW.at) WHERE customer = NEW.customer;"
+	"  END;"
+	"CREATE TRIGGER rule_attr_update AFTER UPDATE ON profile_attr "
+	"  WHEN EXISTS (SELECT 1 FROM rule_date_attr WHERE name = NEW.name) BEGIN"
+	"  INSERT OR IGNORE INTO rule_date_dirty(customer, since) VALUES (NEW.customer, NEW.at);"
+	"  UPDATE rule_date_dirty SET since = min(since, NEW.at) WHERE customer = NEW.customer;"
+	"  END;"
+	"CREATE TRIGGER rule_attr_delete AFTER DELETE ON profile_attr "
+	"  WHEN EXISTS (SELECT 1 FROM rule_date_attr WHERE name = OLD.name) BEGIN"
+	"  INSERT OR IGNORE INTO rule_date_dirty(customer, since) VALUES (OLD.customer, OLD.at);"
+	"  END;"
+	"CREATE TRIGGER rule_erasure AFTER INSERT ON profile_erasure BEGIN"
+	"  UPDATE rule_trace SET decisions = (SELECT json_group_array(json(json_replace(j.value, "
+	"    '$[4]', NULL))) FROM json_each(rule_trace.decisions) j) WHERE customer IN"
+	"    (SELECT id FROM identity_customers WHERE root = NEW.customer) OR customer = NEW.customer;"
+	"  DELETE FROM customer_tag WHERE customer = NEW.customer;"
+	"  DELETE FROM rule_wait WHERE customer = NEW.customer;"
+	"  DELETE FROM rule_date WHERE customer = NEW.customer;"
+	"  DELETE FROM rule_deferred WHERE customer = NEW.customer;"
+	"  UPDATE outbox SET state = 'dead', last_error = 'customer erased'"
+	"    WHERE customer = NEW.customer AND state <> 'done' AND state <> 'dead';"
+	"  END;";

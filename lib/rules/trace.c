@@ -65,71 +65,91 @@ int ru__trace(ru_ctx *c, const ru_rule *r, int64_t version, const char *kind,
 	return SCRM_OK;
 }
 
-/* Up to four decisions per statement: they share customer and time and
- * land on one page of the clustered table. */
-#define TRACE_INS "INSERT INTO rule_trace(customer, at, rid, instance, outcome, version, kind, " \
-		  "event, detail, inputs) VALUES "
-#define TRACE_ROW "(?,?,?,?,?,?,?,?,?,?)"
-#define TRACE_END " ON CONFLICT DO NOTHING"
-static const char *const trace_sql[4] = {
-	TRACE_INS TRACE_ROW TRACE_END,
-	TRACE_INS TRACE_ROW "," TRACE_ROW TRACE_END,
-	TRACE_INS TRACE_ROW "," TRACE_ROW "," TRACE_ROW TRACE_END,
-	TRACE_INS TRACE_ROW "," TRACE_ROW "," TRACE_ROW "," TRACE_ROW TRACE_END,
-};
+/* The decisions one evaluation pass made about one trigger instance (the
+ * rules an event triggered, say) are one row: [rid, version, outcome,
+ * detail, inputs] each, the latest recorded first. A row per decision, with
+ * its index entry, was the largest single cost of an event with rules. */
+static bool same_group(const struct ru_trace_row *a, const struct ru_trace_row *b)
+{
+	return a->at == b->at && a->event == b->event && strcmp(a->kind, b->kind) == 0 &&
+	       strcmp(a->instance, b->instance) == 0;
+}
+
+static int flush_group(ru_ctx *c, const struct ru_trace_row *g, size_t n, scrm_buf *b)
+{
+	scrm_db *db = c->db;
+	b->len = 0;
+	scrm__buf_puts(b, "[");
+	for (size_t k = n; k-- > 0;) {
+		const struct ru_trace_row *t = &g[k];
+		scrm__buf_puts(b, k + 1 < n ? ",[" : "[");
+		scrm__buf_int(b, t->rid);
+		scrm__buf_puts(b, ",");
+		scrm__buf_int(b, t->version);
+		scrm__buf_puts(b, ",\"");
+		scrm__buf_puts(b, t->outcome); /* one of the engine's own words */
+		scrm__buf_puts(b, "\",");
+		scrm__buf_puts(b, t->detail ? t->detail : "null");
+		scrm__buf_puts(b, ",");
+		scrm__buf_puts(b, t->inputs ? t->inputs : "null");
+		scrm__buf_puts(b, "]");
+	}
+	scrm__buf_puts(b, "]");
+	if (b->oom)
+		return scrm__error(db, SCRM_NOMEM, "out of memory tracing");
+	sqlite3_stmt *st = scrm__stmt(db, "INSERT INTO rule_trace(customer, at, kind, instance, "
+					  "event, n, decisions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_int64(st, 1, c->customer);
+	sqlite3_bind_int64(st, 2, g->at);
+	sqlite3_bind_text(st, 3, g->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, g->instance, -1, SQLITE_STATIC);
+	if (g->event)
+		sqlite3_bind_int64(st, 5, g->event);
+	sqlite3_bind_int64(st, 6, (int64_t)n);
+	sqlite3_bind_text(st, 7, b->data, (int)b->len, SQLITE_STATIC);
+	return scrm__step_done(db, st, "writing the decision trace");
+}
 
 int ru__trace_flush(ru_ctx *c)
 {
-	scrm_db *db = c->db;
+	scrm_buf b;
+	scrm__buf_init(&b, c->db);
 	int rc = SCRM_OK;
-	for (size_t i = 0; i < c->ntrace && !rc; i += 4) {
-		size_t n = c->ntrace - i < 4 ? c->ntrace - i : 4;
-		sqlite3_stmt *st = scrm__stmt(db, trace_sql[n - 1]);
-		if (!st) {
-			rc = scrm_errcode(db);
-			break;
-		}
-		for (size_t k = 0; k < n; k++) {
-			const struct ru_trace_row *t = &c->trace[i + k];
-			int b = (int)k * 10;
-			sqlite3_bind_int64(st, b + 1, c->customer);
-			sqlite3_bind_int64(st, b + 2, t->at);
-			sqlite3_bind_int64(st, b + 3, t->rid);
-			sqlite3_bind_text(st, b + 4, t->instance, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, b + 5, t->outcome, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, b + 6, t->version);
-			sqlite3_bind_text(st, b + 7, t->kind, -1, SQLITE_STATIC);
-			if (t->event)
-				sqlite3_bind_int64(st, b + 8, t->event);
-			if (t->detail)
-				sqlite3_bind_text(st, b + 9, t->detail, -1, SQLITE_STATIC);
-			if (t->inputs)
-				sqlite3_bind_text(st, b + 10, t->inputs, -1, SQLITE_STATIC);
-		}
-		rc = scrm__step_done(db, st, "writing the decision trace");
+	for (size_t i = 0, n; i < c->ntrace && !rc; i += n) {
+		for (n = 1; i + n < c->ntrace && same_group(&c->trace[i], &c->trace[i + n]); n++)
+			;
+		rc = flush_group(c, &c->trace[i], n, &b);
 	}
+	scrm__buf_reset(&b);
 	ru__trace_drop(c);
 	return rc;
 }
 
 /* ------------------------------------------------------------ queries */
 
+/* One result row per decision: json_each unpacks a trace row. */
+#define DEC(i) "json_extract(j.value, '$[" #i "]')"
 #define TRACE_COLS                                                                          \
-	"SELECT t.at, r.id, t.version, t.customer, t.at, t.kind, t.instance, t.event, t.outcome, " \
-	"t.detail, t.inputs, t.rid, "                                                         \
+	"SELECT t.at, r.id, " DEC(1) ", t.customer, t.at, t.kind, t.instance, t.event, " DEC(2) \
+	", " DEC(3) ", " DEC(4) ", r.rid, "                                                      \
 	"(SELECT json_extract(v.definition, '$.condition') FROM rule_version v "               \
-	" WHERE v.rid = t.rid AND v.version = t.version) "                                     \
-	"FROM rule_trace t JOIN rule r ON r.rid = t.rid "
+	" WHERE v.rid = r.rid AND v.version = " DEC(1) ") "                                     \
+	"FROM rule_trace t JOIN json_each(t.decisions) j JOIN rule r ON r.rid = " DEC(0) " "
 
-static const char sql_all[] = TRACE_COLS "WHERE t.at >= ?3 ORDER BY t.at DESC, t.rid LIMIT ?4";
+/* Without a customer: the table newest first (rowid order is recording
+ * order), stopping at the limit. With one: its index, by time. Within a
+ * row the latest decision comes first. */
+static const char sql_all[] = TRACE_COLS "WHERE t.at >= ?3 ORDER BY t.id DESC LIMIT ?4";
 static const char sql_rule[] =
-	TRACE_COLS "WHERE t.rid = ?1 AND t.at >= ?3 ORDER BY t.at DESC, t.customer LIMIT ?4";
+	TRACE_COLS "WHERE " DEC(0) " = ?1 AND t.at >= ?3 ORDER BY t.id DESC LIMIT ?4";
 static const char sql_customer[] =
 	TRACE_COLS "WHERE t.customer IN (SELECT id FROM identity_customers WHERE root = ?2) "
-		   "AND t.at >= ?3 ORDER BY t.at DESC, t.rid LIMIT ?4";
+		   "AND t.at >= ?3 ORDER BY t.at DESC, t.id DESC LIMIT ?4";
 static const char sql_both[] =
-	TRACE_COLS "WHERE t.rid = ?1 AND t.customer IN (SELECT id FROM identity_customers "
-		   "WHERE root = ?2) AND t.at >= ?3 ORDER BY t.at DESC LIMIT ?4";
+	TRACE_COLS "WHERE " DEC(0) " = ?1 AND t.customer IN (SELECT id FROM identity_customers "
+		   "WHERE root = ?2) AND t.at >= ?3 ORDER BY t.at DESC, t.id DESC LIMIT ?4";
 
 static void put_text(scrm_buf *b, sqlite3_stmt *st, int col)
 {
@@ -253,13 +273,21 @@ SCRM_API int scrm_rules_trace_json(scrm_db *db, const char *rule_id, int64_t cus
 
 static int prune(scrm_db *db, int64_t before, int64_t *deleted)
 {
-	sqlite3_stmt *st = scrm__stmt(db, "DELETE FROM rule_trace WHERE at < ?1");
+	sqlite3_stmt *st = scrm__stmt(db, "SELECT coalesce(sum(n), 0) FROM rule_trace WHERE at < ?1");
 	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_int64(st, 1, before);
+	int s = sqlite3_step(st);
+	int64_t n = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (s != SQLITE_ROW)
+		return scrm__sqlerr(db, s, "reading the decision trace");
+	if (!(st = scrm__stmt(db, "DELETE FROM rule_trace WHERE at < ?1")))
 		return scrm_errcode(db);
 	sqlite3_bind_int64(st, 1, before);
 	int rc = scrm__step_done(db, st, "pruning the decision trace");
 	if (!rc && deleted)
-		*deleted = sqlite3_changes64(scrm__sqlite(db));
+		*deleted = n;
 	return rc;
 }
 

@@ -43,8 +43,8 @@ static int64_t floor_div(int64_t a, int64_t b)
 /* The first occurrence at or after (inclusive) / after `after`: the date
  * (in year Y for yearly triggers; 29 February is kept on the 28th in
  * other years) minus days_before, at the trigger's local time. */
-int ru__date_next(const ru_rule *r, const char *date, int64_t off, int64_t after, bool inclusive,
-		  int64_t *due, char instance[32])
+int ru__date_next(const ru_rule *r, const char *date, const scrm_tz *z, int64_t after,
+		  bool inclusive, int64_t *due, char instance[32])
 {
 	int64_t y;
 	unsigned m, d;
@@ -54,14 +54,17 @@ int ru__date_next(const ru_rule *r, const char *date, int64_t off, int64_t after
 	if (r->yearly) {
 		int64_t ly;
 		unsigned lm, ld;
-		ru__civil(floor_div(after + off, RU_DAY_MS), &ly, &lm, &ld);
+		ru__civil(floor_div(after + scrm__tz_offset(z, after), RU_DAY_MS), &ly, &lm, &ld);
 		from = ly - 1 > y ? ly - 1 : y;
 		to = ly + 2;
 	}
 	for (int64_t yy = from; yy <= to && yy <= 9999; yy++) {
 		unsigned dd = (m == 2 && d == 29 && !leap(yy)) ? 28 : d;
 		int64_t day = scrm__days_from_civil(yy, m, dd) - r->days_before;
-		int64_t t = day * RU_DAY_MS + r->at_min * RU_MIN_MS - off;
+		/* The local time on that date, at that date's offset (a time the
+		 * clocks skip fires the gap's length later, a repeated one at its
+		 * first occurrence). */
+		int64_t t = scrm__tz_utc(z, day * RU_DAY_MS + r->at_min * RU_MIN_MS, false);
 		if (t > after || (inclusive && t == after)) {
 			*due = t;
 			snprintf(instance, 32, "%04lld-%02u-%02u", (long long)yy, m, dd);
@@ -125,16 +128,17 @@ static int schedule(ru_ctx *c, const ru_rule *r, int64_t since)
 {
 	const char *json;
 	char buf[16], inst[32], last[32];
-	int64_t off, due = 0;
+	const scrm_tz *z;
+	int64_t due = 0;
 	bool found;
 	int rc;
-	if ((rc = ru__ctx_attr(c, r->attr, &json)) || (rc = ru__ctx_tz(c, &off)) ||
+	if ((rc = ru__ctx_attr(c, r->attr, &json)) || (rc = ru__ctx_tz(c, &z)) ||
 	    (rc = date_row(c->db, r->rid, c->customer, &found, last)))
 		return rc;
 	const char *date = date_value(json, buf);
-	int got = date ? ru__date_next(r, date, off, since, true, &due, inst) : 0;
+	int got = date ? ru__date_next(r, date, z, since, true, &due, inst) : 0;
 	if (got && strcmp(inst, last) == 0)
-		got = ru__date_next(r, date, off, due, false, &due, inst);
+		got = ru__date_next(r, date, z, due, false, &due, inst);
 	if (!got && !found)
 		return SCRM_OK;
 	return date_store(c->db, r->rid, c->customer, due, got ? inst : NULL, NULL);
@@ -556,11 +560,12 @@ static int run_item(scrm_db *db, ru_state *s, const due_item *it, int64_t now)
 		/* Move the schedule on first: the next occurrence after this. */
 		const char *json;
 		char buf[16], next[32];
-		int64_t off, due = 0;
-		if ((rc = ru__ctx_attr(&c, r->attr, &json)) || (rc = ru__ctx_tz(&c, &off)))
+		const scrm_tz *z;
+		int64_t due = 0;
+		if ((rc = ru__ctx_attr(&c, r->attr, &json)) || (rc = ru__ctx_tz(&c, &z)))
 			goto out;
 		const char *date = date_value(json, buf);
-		int got = date ? ru__date_next(r, date, off, it->due, false, &due, next) : 0;
+		int got = date ? ru__date_next(r, date, z, it->due, false, &due, next) : 0;
 		if ((rc = date_store(db, r->rid, root, due, got ? next : NULL,
 				     it->instance ? it->instance : "")))
 			goto out;

@@ -672,6 +672,100 @@ START_TEST(test_walk_and_uses)
 }
 END_TEST
 
+/* ------------------------------------------------------------ time zones */
+
+static scrm_tz zone(const char *name)
+{
+	scrm_tz z;
+	ck_assert_msg(scrm__tz_parse(name, strlen(name), &z), "zone %s", name);
+	return z;
+}
+
+static int64_t wall(int64_t y, unsigned m, unsigned d, int hh, int mm)
+{
+	return scrm__days_from_civil(y, m, d) * 86400000 + (int64_t)hh * 3600000 + mm * 60000;
+}
+
+START_TEST(test_tz)
+{
+	ck_assert(scrm__tz_table_sorted());
+	/* Fixed zones: one offset at every instant, as before. */
+	scrm_tz z = zone("Asia/Kathmandu");
+	ck_assert(!z.has_dst);
+	ck_assert_int_eq(scrm__tz_offset(&z, INT64_MAX), (5 * 60 + 45) * 60000);
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2024, 3, 10, 2, 30), false),
+			 wall(2024, 3, 10, 2, 30) - (5 * 60 + 45) * 60000);
+	z = zone("-05:30");
+	ck_assert_int_eq(scrm__tz_offset(&z, 0), -(5 * 60 + 30) * 60000);
+
+	/* New York, 2024-03-10: 02:00 EST -> 03:00 EDT. 02:30 does not exist:
+	 * it is read as EST, 07:30Z, which the clock shows as 03:30 EDT. */
+	z = zone("America/New_York");
+	ck_assert(z.has_dst);
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2024, 3, 10, 2, 30), false), INT64_C(1710055800000));
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2024, 3, 10, 2, 30), true), INT64_C(1710055800000));
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2024, 3, 10, 3, 0), false), INT64_C(1710054000000));
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2024, 3, 10, 1, 59), false), INT64_C(1710053940000));
+	/* 2024-11-03: 01:30 happens twice, 05:30Z (EDT) first, 06:30Z (EST). */
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2024, 11, 3, 1, 30), false), INT64_C(1730611800000));
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2024, 11, 3, 1, 30), true), INT64_C(1730615400000));
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2024, 11, 3, 2, 0), false), INT64_C(1730617200000));
+	/* Summer and winter 10:00: 14:00Z and 15:00Z. */
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2025, 7, 4, 10, 0), false), INT64_C(1751637600000));
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2025, 12, 25, 10, 0), false), INT64_C(1766674800000));
+	/* Transitions of other years: 2025-03-09 07:00Z, 2026-11-01 06:00Z. */
+	ck_assert_int_eq(scrm__tz_offset(&z, INT64_C(1741503599999)), -5 * 3600000);
+	ck_assert_int_eq(scrm__tz_offset(&z, INT64_C(1741503600000)), -4 * 3600000);
+	ck_assert_int_eq(scrm__tz_offset(&z, INT64_C(1793512799999)), -4 * 3600000);
+	ck_assert_int_eq(scrm__tz_offset(&z, INT64_C(1793512800000)), -5 * 3600000);
+
+	/* London, 2024-03-31: 01:30 does not exist -> 01:30Z (02:30 BST). */
+	z = zone("Europe/London");
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2024, 3, 31, 1, 30), false), INT64_C(1711848600000));
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2024, 3, 31, 0, 0), false), INT64_C(1711843200000));
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2024, 4, 1, 0, 0), false), INT64_C(1711926000000));
+	/* Dublin's negative DST: GMT in winter, IST (+01) in summer. */
+	z = zone("Europe/Dublin");
+	ck_assert_int_eq(scrm__tz_offset(&z, INT64_C(1705320000000)), 0);
+	ck_assert_int_eq(scrm__tz_offset(&z, INT64_C(1719835200000)), 3600000);
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2024, 10, 27, 1, 30), false), INT64_C(1729989000000));
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2024, 10, 27, 1, 30), true), INT64_C(1729992600000));
+	/* Santiago skips Sunday 00:00-01:00 in September: the day starts at
+	 * 01:00 -03, 04:00Z. */
+	z = zone("America/Santiago");
+	ck_assert_int_eq(scrm__tz_utc(&z, wall(2024, 9, 8, 0, 0), false), INT64_C(1725768000000));
+
+	/* Every instant maps back to itself (or, when its wall time repeats,
+	 * to one of the two), across years and hemispheres. */
+	static const char *const names[] = {
+		"America/New_York", "Europe/London", "Europe/Berlin", "Australia/Sydney",
+		"Australia/Lord_Howe", "Pacific/Chatham", "America/Santiago", "Asia/Jerusalem",
+		"America/Nuuk", "Africa/Cairo", "Europe/Dublin", "America/Havana",
+		"EST5EDT,M3.2.0,M11.1.0", "XST-1XDT-2:30,J90/1:30:00,300"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		z = zone(names[i]);
+		int changes = 0;
+		int64_t prev = scrm__tz_offset(&z, INT64_C(1577836800000)), bad = 0;
+		/* (ck_assert costs a pipe write each: checked once at the end) */
+		for (int64_t t = INT64_C(1577836800000); t < INT64_C(1893456000000) && !bad;
+		     t += 37 * 60000 + 11) {
+			int64_t off = scrm__tz_offset(&z, t), l = t + off;
+			int64_t a = scrm__tz_utc(&z, l, false), b = scrm__tz_utc(&z, l, true);
+			if ((a != t && b != t) || a > b)
+				bad = t;
+			changes += off != prev;
+			prev = off;
+		}
+		ck_assert_msg(!bad, "%s: %lld does not map back", names[i], (long long)bad);
+		ck_assert_msg(changes == 20, "%s: %d changes in 10 years", names[i], changes);
+	}
+	/* Far from now: no overflow, the same answer. */
+	z = zone("Australia/Sydney");
+	ck_assert_int_eq(scrm__tz_offset(&z, INT64_MAX), scrm__tz_offset(&z, INT64_C(1) << 50));
+	ck_assert_int_eq(scrm__tz_offset(&z, INT64_MIN), scrm__tz_offset(&z, -(INT64_C(1) << 50)));
+}
+END_TEST
+
 /* ------------------------------------------------------------ suite */
 
 static Suite *expr_suite(void)
@@ -692,6 +786,7 @@ static Suite *expr_suite(void)
 	tcase_add_test(tc, test_trace);
 	tcase_add_test(tc, test_resolver);
 	tcase_add_test(tc, test_walk_and_uses);
+	tcase_add_test(tc, test_tz);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -117,8 +117,8 @@ static long long traced(scrm_db *db, const char *rule, const char *outcome)
 {
 	char sql[256];
 	snprintf(sql, sizeof sql,
-		 "SELECT count(*) FROM rule_trace t JOIN rule r ON r.rid = t.rid "
-		 "WHERE r.id = '%s' AND t.outcome = '%s'",
+		 "SELECT count(*) FROM rule_trace t, json_each(t.decisions) j "
+		 "JOIN rule r ON r.rid = j.value ->> 0 WHERE r.id = '%s' AND j.value ->> 2 = '%s'",
 		 rule, outcome);
 	return tu_sql_int(db, sql);
 }
@@ -347,6 +347,47 @@ START_TEST(test_cap_calendar_week_in_customer_tz)
 }
 END_TEST
 
+/* Local midnights, not 24-hour steps: in London 2026-03-29 lasts 23 hours
+ * (00:00Z to 23:00Z) and 2026-10-25 25 hours (2026-10-24 23:00Z to
+ * 2026-10-26 00:00Z). Instants checked with Python's zoneinfo. */
+START_TEST(test_cap_calendar_day_across_dst)
+{
+	scrm_db *db = open_db("c.db");
+	config(db, jq("{'groups':{'daily':{'max':1,'per':'day','on_cap':'defer'}}}"));
+	load(db, jq("{'id':'d','trigger':{'type':'event','event':'view'},"
+		    "'actions':[{'type':'push_message'}],'limits':{'group':'daily'}}"));
+	int64_t c = customer(db, "13800138000");
+	tu_assert_ok(db, scrm_profile_set_json(db, c, jq("{'tz':'Europe/London'}")));
+	int64_t mar29 = INT64_C(1774742400000), mar30 = INT64_C(1774825200000);
+	ck_assert_int_eq(mar30 - mar29, 23 * HOUR);
+	clk.now = mar29 + 30 * MIN;
+	event(db, "view", c, 0);
+	ck_assert_int_eq(traced(db, "d", "fired"), 1);
+	clk.now = mar29 + 22 * HOUR + 30 * MIN; /* 23:30 BST, still the 29th */
+	event(db, "view", c, 0);
+	cJSON *t = last_trace(db, "d", c);
+	ck_assert_str_eq(jstr(t, "outcome"), "cap_deferred");
+	ck_assert_int_eq((int64_t)jnum(t, "detail.until"), mar30);
+	cJSON_Delete(t);
+	clk.now = mar29 + 23 * HOUR + 10 * MIN; /* 00:10 BST on the 30th: a new day */
+	event(db, "view", c, 0);
+	ck_assert_int_eq(traced(db, "d", "fired"), 2);
+
+	int64_t oct25 = INT64_C(1792882800000), oct26 = INT64_C(1792972800000);
+	ck_assert_int_eq(oct26 - oct25, 25 * HOUR);
+	clk.now = oct25 + 30 * MIN; /* 00:30 BST on the 25th */
+	event(db, "view", c, 0);
+	ck_assert_int_eq(traced(db, "d", "fired"), 3);
+	clk.now = oct26 - 30 * MIN; /* 23:30 GMT, still the 25th */
+	event(db, "view", c, 0);
+	t = last_trace(db, "d", c);
+	ck_assert_str_eq(jstr(t, "outcome"), "cap_deferred");
+	ck_assert_int_eq((int64_t)jnum(t, "detail.until"), oct26);
+	cJSON_Delete(t);
+	scrm_db_close(db);
+}
+END_TEST
+
 START_TEST(test_cap_defer_then_tick)
 {
 	scrm_db *db = open_db("c.db");
@@ -479,6 +520,92 @@ START_TEST(test_quiet_hours_own_window_and_tz)
 }
 END_TEST
 
+/* The window is wall-clock time: across the change to summer time in
+ * London it ends at 09:00 BST (08:00Z), back in winter at 09:00 GMT. An end
+ * that the clocks repeat is the occurrence still ahead. */
+START_TEST(test_quiet_hours_across_dst)
+{
+	scrm_db *db = open_db("q.db");
+	config(db, jq("{'quiet_hours':{'start':'21:00','end':'09:00'}}"));
+	load(db, jq("[{'id':'q','trigger':{'type':'event','event':'view'},"
+		    "'actions':[{'type':'push_message'}],'limits':{'quiet_hours':true}},"
+		    "{'id':'q2','trigger':{'type':'event','event':'tap'},"
+		    "'actions':[{'type':'push_message'}],"
+		    "'limits':{'quiet_hours':{'start':'00:00','end':'01:30'}}}]"));
+	int64_t c = customer(db, "13800138000");
+	tu_assert_ok(db, scrm_profile_set_json(db, c, jq("{'tz':'Europe/London'}")));
+	/* Saturday 2026-03-28 22:00 GMT; the clocks go forward overnight. */
+	clk.now = INT64_C(1774735200000);
+	event(db, "view", c, 0);
+	cJSON *t = last_trace(db, "q", c);
+	ck_assert_str_eq(jstr(t, "outcome"), "quiet_hours_deferred");
+	int64_t until = INT64_C(1774771200000); /* 2026-03-29T08:00Z = 09:00 BST */
+	ck_assert_int_eq((int64_t)jnum(t, "detail.until"), until);
+	ck_assert_str_eq(jstr(t, "detail.tz"), "Europe/London");
+	cJSON_Delete(t);
+	tick(db, until - 1);
+	ck_assert_int_eq(outbox_rows(db, NULL), 0);
+	tick(db, until);
+	ck_assert_int_eq(outbox_rows(db, NULL), 1);
+	/* 08:30Z on the 29th is 09:30 BST: outside. */
+	clk.now = until + 30 * MIN;
+	event(db, "view", c, 0);
+	ck_assert_int_eq(outbox_rows(db, NULL), 2);
+	/* Saturday 2026-10-24 23:00 BST (22:00Z); back to GMT overnight. */
+	clk.now = INT64_C(1792879200000) - HOUR;
+	event(db, "view", c, 0);
+	t = last_trace(db, "q", c);
+	ck_assert_str_eq(jstr(t, "outcome"), "quiet_hours_deferred");
+	ck_assert_int_eq((int64_t)jnum(t, "detail.until"), INT64_C(1792918800000)); /* 09:00Z */
+	cJSON_Delete(t);
+	/* 2026-10-25 01:00-02:00 BST is repeated as 01:00-02:00 GMT. 00:15Z is
+	 * 01:15 BST: the window ends at the first 01:30 (00:30Z); 01:15Z is
+	 * 01:15 GMT: at the second (01:30Z). */
+	clk.now = INT64_C(1792887300000); /* 00:15Z */
+	event(db, "tap", c, 0);
+	t = last_trace(db, "q2", c);
+	ck_assert_str_eq(jstr(t, "outcome"), "quiet_hours_deferred");
+	ck_assert_int_eq((int64_t)jnum(t, "detail.until"), INT64_C(1792888200000));
+	cJSON_Delete(t);
+	clk.now = INT64_C(1792890900000); /* 01:15Z */
+	event(db, "tap", c, 0);
+	t = last_trace(db, "q2", c);
+	ck_assert_str_eq(jstr(t, "outcome"), "quiet_hours_deferred");
+	ck_assert_int_eq((int64_t)jnum(t, "detail.until"), INT64_C(1792891800000));
+	cJSON_Delete(t);
+	scrm_db_close(db);
+}
+END_TEST
+
+/* default_tz may have daylight saving time too; a POSIX rule such as
+ * "UTC+8" (eight hours west) is refused rather than misread. */
+START_TEST(test_default_tz_with_dst)
+{
+	scrm_db *db = open_db("q.db");
+	tu_assert_rc(db, scrm_rules_config_set(db, jq("{'default_tz':'UTC+8'}")), SCRM_INVALID);
+	tu_assert_contains(scrm_errmsg(db), "default_tz must be a known time zone");
+	config(db, jq("{'default_tz':'America/Los_Angeles',"
+		      "'quiet_hours':{'start':'21:00','end':'09:00'}}"));
+	char *out = NULL;
+	tu_assert_ok(db, scrm_rules_config_json(db, &out));
+	tu_assert_contains(out, "\"default_tz\":\"America/Los_Angeles\"");
+	scrm_free(out);
+	load(db, jq("{'id':'q','trigger':{'type':'event','event':'view'},"
+		    "'actions':[{'type':'push_message'}],'limits':{'quiet_hours':true}}"));
+	int64_t c = customer(db, "13800138000");
+	/* 2026-07-01 05:00Z = 22:00 PDT on 30 June; the window ends at 09:00
+	 * PDT = 16:00Z (17:00Z in winter). */
+	clk.now = INT64_C(1782882000000);
+	event(db, "view", c, 0);
+	cJSON *t = last_trace(db, "q", c);
+	ck_assert_str_eq(jstr(t, "outcome"), "quiet_hours_deferred");
+	ck_assert_int_eq((int64_t)jnum(t, "detail.until"), INT64_C(1782921600000));
+	ck_assert_str_eq(jstr(t, "detail.tz"), "America/Los_Angeles");
+	cJSON_Delete(t);
+	scrm_db_close(db);
+}
+END_TEST
+
 /* ------------------------------------------------------------ consent */
 
 START_TEST(test_consent_blocks_marketing)
@@ -557,6 +684,63 @@ START_TEST(test_birthday_in_customer_tz)
 	tick(db, may1 + 4 * HOUR);
 	ck_assert_int_eq(outbox_rows(db, NULL), 2);
 	ck_assert_int_eq(tu_sql_int(db, sql), may1 + 365 * DAY + 15 * HOUR);
+	scrm_db_close(db);
+}
+END_TEST
+
+static int64_t date_due(scrm_db *db, const char *rule, int64_t c)
+{
+	char sql[200];
+	snprintf(sql, sizeof sql,
+		 "SELECT d.due FROM rule_date d JOIN rule r ON r.rid = d.rid "
+		 "WHERE r.id = '%s' AND d.customer = %lld",
+		 rule, (long long)c);
+	return tu_sql_int(db, sql);
+}
+
+/* 10:00 in New York is 14:00Z in summer (EDT) and 15:00Z in winter (EST);
+ * 02:30 on the day the clocks skip it fires at 03:30 EDT, 01:30 on the day
+ * it happens twice at the first (EDT). Instants checked with zoneinfo. */
+START_TEST(test_date_in_new_york_summer_and_winter)
+{
+	scrm_db *db = open_db("d.db");
+	int64_t su = customer(db, "13800138000"), wi = customer(db, "13900139000");
+	tu_assert_ok(db, scrm_profile_set_json(
+				 db, su, jq("{'birthday':'1990-07-04','tz':'America/New_York',"
+					    "'spring':'2026-03-08','fall':'2026-11-01'}")));
+	tu_assert_ok(db, scrm_profile_set_json(
+				 db, wi, jq("{'birthday':'1990-12-25','tz':'America/New_York'}")));
+	load(db, jq("[{'id':'bday','trigger':{'type':'date','attribute':'birthday','at':'10:00'},"
+		    "'actions':[{'type':'send_coupon','params':{'coupon':'BDAY'}}]},"
+		    "{'id':'spring','trigger':{'type':'date','attribute':'spring','at':'02:30',"
+		    "'yearly':false},'actions':[{'type':'push_message'}]},"
+		    "{'id':'fall','trigger':{'type':'date','attribute':'fall','at':'01:30',"
+		    "'yearly':false},'actions':[{'type':'push_message'}]}]"));
+	tick(db, T0 + MIN);
+	int64_t jul4 = INT64_C(1783173600000), dec25 = INT64_C(1798210800000);
+	ck_assert_int_eq(date_due(db, "bday", su), jul4);
+	ck_assert_int_eq(date_due(db, "bday", wi), dec25);
+	ck_assert_int_eq(date_due(db, "spring", su), INT64_C(1772955000000)); /* 07:30Z */
+	ck_assert_int_eq(date_due(db, "fall", su), INT64_C(1793511000000));   /* 05:30Z */
+	tick(db, INT64_C(1772955000000) - 1);
+	ck_assert_int_eq(outbox_rows(db, NULL), 0);
+	tick(db, INT64_C(1772955000000));
+	ck_assert_int_eq(outbox_rows(db, NULL), 1);
+	tick(db, jul4 - 1);
+	ck_assert_int_eq(outbox_rows(db, NULL), 1);
+	tick(db, jul4);
+	ck_assert_int_eq(outbox_rows(db, NULL), 2);
+	cJSON *t = last_trace(db, "bday", su);
+	ck_assert_str_eq(jstr(t, "instance"), "date:2026-07-04");
+	cJSON_Delete(t);
+	ck_assert_int_eq(date_due(db, "bday", su), INT64_C(1814709600000)); /* 2027-07-04 14:00Z */
+	tick(db, INT64_C(1793511000000));
+	ck_assert_int_eq(outbox_rows(db, NULL), 3);
+	tick(db, dec25 - 1);
+	ck_assert_int_eq(outbox_rows(db, NULL), 3);
+	tick(db, dec25);
+	ck_assert_int_eq(outbox_rows(db, NULL), 4);
+	ck_assert_int_eq(date_due(db, "bday", wi), INT64_C(1829746800000)); /* 2027-12-25 15:00Z */
 	scrm_db_close(db);
 }
 END_TEST
@@ -1546,13 +1730,17 @@ static Suite *rules_suite(void)
 	tcase_add_test(tc, test_absence_match);
 	tcase_add_test(tc, test_cap_rolling_across_rules);
 	tcase_add_test(tc, test_cap_calendar_week_in_customer_tz);
+	tcase_add_test(tc, test_cap_calendar_day_across_dst);
 	tcase_add_test(tc, test_cap_defer_then_tick);
 	tcase_add_test(tc, test_cooldown);
 	tcase_add_test(tc, test_once_across_versions);
 	tcase_add_test(tc, test_quiet_hours_defer_to_window_end);
 	tcase_add_test(tc, test_quiet_hours_own_window_and_tz);
+	tcase_add_test(tc, test_quiet_hours_across_dst);
+	tcase_add_test(tc, test_default_tz_with_dst);
 	tcase_add_test(tc, test_consent_blocks_marketing);
 	tcase_add_test(tc, test_birthday_in_customer_tz);
+	tcase_add_test(tc, test_date_in_new_york_summer_and_winter);
 	tcase_add_test(tc, test_date_days_before_once);
 	tcase_add_test(tc, test_priority_order);
 	tcase_add_test(tc, test_versioning);
