@@ -2,7 +2,9 @@
 # libscrm in two minutes: load a few days of one shop's channel records
 # (WeCom, Tmall, Douyin, POS, Youzan, a mini-program) into a fresh ./scrm.db
 # and watch them become customers; then record their orders, a refund and
-# page views, and look at one shopper's profile and RFM scores.
+# page views, and look at one shopper's profile and RFM scores; finally let
+# rules act on new events: a thank-you coupon, a cart reminder fired by time,
+# the outbox of actions for the shop's systems, the decision trace, segments.
 #
 #   ninja -C build && examples/demo.sh
 #
@@ -13,7 +15,8 @@
 # people share a phone, so the output also shows rejections and conflicts.
 # tests/data/demo/events.jsonl holds one JSON event per line, naming the
 # shoppers by the same identifiers; one line is a POS resend (a duplicate)
-# and one a refund larger than its order (rejected).
+# and one a refund larger than its order (rejected). tests/data/demo/tags.json
+# defines a rule tag and a manual tag, tests/data/demo/rules.json two rules.
 
 set -u
 
@@ -93,6 +96,49 @@ if [ -n "$id" ]; then
 	step "The profile of customer $id, identifiers masked (scrm profile show $id)"
 	try "$SCRM" profile show "$id"
 fi
+
+step "A rule tag (net spend >= 400.00 CNY) and a manual tag (scrm tags define --file tags.json; scrm tags refresh)"
+try "$SCRM" tags define --file "$data/tags.json"
+try "$SCRM" tags refresh
+
+step "At most 3 marketing actions a week per customer; load two rules (scrm rules config, scrm rules load rules.json)"
+try "$SCRM" rules config '{"groups":{"marketing":{"max":3,"per":"7d"}}}' >/dev/null
+try "$SCRM" rules load "$data/rules.json"
+try "$SCRM" rules list
+
+if [ -n "$id" ]; then
+	step "Customer $id orders again, then leaves a tea in the cart (scrm event add)"
+	try "$SCRM" event add '{"key":"MP-0130-0001","type":"order","channel":"miniprogram","at":"2026-01-30T12:00:00+08:00","customer":'"$id"',"amount":16800,"currency":"CNY"}'
+	try "$SCRM" event add '{"key":"MP-C-0001","type":"cart_add","channel":"miniprogram","at":"2026-01-30T12:05:00+08:00","customer":'"$id"',"props":{"sku":"TEA-PUER-357"}}'
+
+	step "Three days later the cart is still not ordered (scrm tick --now 2026-02-03)"
+	try "$SCRM" tick --now 2026-02-03T00:00:00+08:00
+
+	step "The shop's systems take the actions the rules decided (scrm outbox take)"
+	taken=$("$SCRM" outbox take) || { taken=; failed=$((failed + 1)); }
+	printf '%s\n' "$taken"
+
+	step "... perform them, and acknowledge each (scrm outbox ack ID...)"
+	ids=$(printf '%s\n' "$taken" | sed -n 's/^#\([0-9][0-9]*\) .*/\1/p')
+	if [ -n "$ids" ]; then
+		# shellcheck disable=SC2086 # one argument per id
+		try "$SCRM" outbox ack $ids
+	else
+		failed=$((failed + 1))
+		echo "demo: no action was taken from the outbox" >&2
+	fi
+
+	step "Why customer $id got them: the decision trace (scrm trace customer $id)"
+	try "$SCRM" trace customer "$id"
+
+	step "Customer $id's tags, with who or which rule gave them (scrm tags show $id)"
+	try "$SCRM" tags show "$id"
+fi
+
+step "A segment: big spenders who ordered at least twice (scrm segment count / export)"
+segment='has_tag("big_spender") && profile.figures.orders >= 2'
+try "$SCRM" segment count "$segment"
+try "$SCRM" segment export "$segment"
 
 if [ "$failed" -gt 0 ]; then
 	printf '\ndemo: %d step(s) failed\n' "$failed" >&2

@@ -42,9 +42,20 @@ void lscrm_setmetatable(lua_State *L, const char *tname);
 #define LSCRM_OBJECT_MT "scrm.object"
 
 /* Slots of the per-handle registry table holding the Lua side of the hooks.
- * The table is created with all three array slots filled so storing into
- * them later never allocates (it happens inside library callbacks). */
-enum { LSCRM_SLOT_CLOCK = 1, LSCRM_SLOT_LOG = 2, LSCRM_SLOT_PENDING = 3 };
+ * The table is created with all its array slots filled so storing into
+ * them later never allocates (it happens inside library callbacks).
+ * HANDLER: the outbox delivery function; HANDED: the ids db:outbox()
+ * iterators handed out and not yet settled; HANDLER_ERROR: the last failure
+ * of the delivery function. Each holds false when unused. */
+enum {
+	LSCRM_SLOT_CLOCK = 1,
+	LSCRM_SLOT_LOG = 2,
+	LSCRM_SLOT_PENDING = 3,
+	LSCRM_SLOT_HANDLER = 4,
+	LSCRM_SLOT_HANDED = 5,
+	LSCRM_SLOT_HANDLER_ERROR = 6,
+	LSCRM_SLOT_COUNT = 6
+};
 
 typedef struct lscrm_db {
 	scrm_db *db;       /* NULL once closed (or when open failed) */
@@ -106,5 +117,9 @@ int lscrm_json_object(lua_State *L);
 extern const luaL_Reg lscrm_identity_methods[];
 extern const luaL_Reg lscrm_profile_methods[];
 extern const luaL_Reg lscrm_profile_funcs[];
+extern const luaL_Reg lscrm_rules_methods[];
+/* Registers the scrm.expr metatable; leaves nothing on the stack. */
+void lscrm_expr_open(lua_State *L);
+extern const luaL_Reg lscrm_expr_funcs[];
 
 #endif /* LSCRM_H */

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "scrm/rules.h"
+
 #include "lscrm.h"
 
 #if defined(__GNUC__) && __GNUC__ >= 4
@@ -383,13 +385,15 @@ static int l_open(lua_State *L)
 	ud->ref = LUA_NOREF;
 	luaL_setmetatable(L, LSCRM_DB_MT);
 
-	lua_createtable(L, 3, 0);
+	lua_createtable(L, LSCRM_SLOT_COUNT, 0);
 	int has_clock = optfunc(L, 2, "clock");
 	lua_rawseti(L, -2, LSCRM_SLOT_CLOCK);
 	int has_log = optfunc(L, 2, "log");
 	lua_rawseti(L, -2, LSCRM_SLOT_LOG);
-	lua_pushboolean(L, 0);
-	lua_rawseti(L, -2, LSCRM_SLOT_PENDING);
+	for (int slot = LSCRM_SLOT_PENDING; slot <= LSCRM_SLOT_COUNT; slot++) {
+		lua_pushboolean(L, 0);
+		lua_rawseti(L, -2, slot);
+	}
 	ud->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
 	/* From here to options_free only C calls: nothing may raise. */
@@ -434,6 +438,7 @@ static int release(lua_State *L, lscrm_db *ud)
 		/* No Lua may run while closing (this may be __gc or lua_close). */
 		scrm_db_set_clock(ud->db, NULL, NULL);
 		scrm_db_set_log(ud->db, NULL, NULL, 0);
+		scrm_outbox_set_handler(ud->db, NULL, NULL);
 		rc = scrm_db_close(ud->db);
 		ud->db = NULL;
 	}
@@ -745,15 +750,19 @@ LSCRM_EXPORT int luaopen_scrm(lua_State *L)
 		luaL_setfuncs(L, db_methods, 0);
 		luaL_setfuncs(L, lscrm_identity_methods, 0);
 		luaL_setfuncs(L, lscrm_profile_methods, 0);
+		luaL_setfuncs(L, lscrm_rules_methods, 0);
 		lua_setfield(L, -2, "__index");
 		lua_pushliteral(L, "scrm.db");
 		lua_setfield(L, -2, "__name");
 	}
 	lua_pop(L, 1);
 
+	lscrm_expr_open(L);
+
 	lua_newtable(L);
 	luaL_setfuncs(L, module_funcs, 0);
 	luaL_setfuncs(L, lscrm_profile_funcs, 0);
+	luaL_setfuncs(L, lscrm_expr_funcs, 0);
 	for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
 		lua_pushinteger(L, constants[i].value);
 		lua_setfield(L, -2, constants[i].name);

@@ -50,30 +50,11 @@ static const char *format_money(double minor, const char *currency, char *buf, s
 	return buf;
 }
 
-/* A JSON value for display: strings as they are, anything else as compact JSON. */
-static void print_value(FILE *f, const cJSON *v)
-{
-	if (cJSON_IsString(v)) {
-		fputs(v->valuestring, f);
-		return;
-	}
-	char *s = cJSON_PrintUnformatted(v);
-	fputs(s ? s : "?", f);
-	cJSON_free(s);
-}
-
 /* "  label         " — an indented label padded to a column. */
 static void label(const char *indent, const char *name, int width)
 {
 	fputs(indent, stdout);
 	cli_pad(stdout, name, width);
-}
-
-/* Report the library's refusal and close the database. Returns CLI_EXIT_ERROR. */
-static int fail(struct cli *cli, scrm_db *db, int rc)
-{
-	cli_lib_error(cli, db, rc);
-	return cli_close(cli, db, CLI_EXIT_ERROR);
 }
 
 /* ------------------------------------------------------------------- events */
@@ -161,7 +142,7 @@ static int cmd_event_list(struct cli *cli, const struct cli_cmd *cmd, int argc, 
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
 	if ((rc = scrm_profile_events_json(db, customer, since, (int)limit, &out)) != SCRM_OK)
-		return fail(cli, db, rc);
+		return cli_fail(cli, db, rc);
 	if (cli->json) {
 		printf("%s\n", out);
 	} else {
@@ -392,7 +373,7 @@ static void print_profile(int64_t asked, const cJSON *p, const char *currency)
 	printf("attributes (%d):\n", cJSON_GetArraySize(attrs));
 	cJSON_ArrayForEach(e, attrs) {
 		label("  ", e->string, 14);
-		print_value(stdout, e);
+		cli_print_value(stdout, e);
 		putchar('\n');
 	}
 	print_consent(cJSON_GetObjectItemCaseSensitive(p, "consent"));
@@ -422,7 +403,7 @@ static int cmd_profile_show(struct cli *cli, const struct cli_cmd *cmd, int argc
 		rc = scrm_profile_config_json(db, &config); /* the currency of RFM monetary */
 	if (rc != SCRM_OK) {
 		scrm_free(out);
-		return fail(cli, db, rc);
+		return cli_fail(cli, db, rc);
 	}
 	if (cli->json) {
 		printf("%s\n", out);
@@ -449,7 +430,7 @@ static int cmd_profile_get(struct cli *cli, const struct cli_cmd *cmd, int argc,
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
 	if ((rc = scrm_profile_get(db, customer, pos[1], &out)) != SCRM_OK)
-		return fail(cli, db, rc);
+		return cli_fail(cli, db, rc);
 	cJSON *v = cli->json ? NULL : cJSON_Parse(out);
 	if (cJSON_IsString(v))
 		printf("%s\n", v->valuestring);
@@ -621,7 +602,7 @@ static int cmd_profile_set(struct cli *cli, const struct cli_cmd *cmd, int argc,
 	rc = scrm_profile_set_json(db, customer, json);
 	free(json);
 	if (rc != SCRM_OK)
-		return fail(cli, db, rc);
+		return cli_fail(cli, db, rc);
 	print_set_report(cli, customer, n - 1, pos + 1);
 	return cli_close(cli, db, CLI_EXIT_OK);
 }
@@ -638,7 +619,7 @@ static int cmd_profile_unset(struct cli *cli, const struct cli_cmd *cmd, int arg
 		return CLI_EXIT_ERROR;
 	/* All or nothing: one unknown name leaves every attribute in place. */
 	if ((rc = scrm_db_begin(db)) != SCRM_OK)
-		return fail(cli, db, rc);
+		return cli_fail(cli, db, rc);
 	for (int i = 1; i < n && rc == SCRM_OK; i++)
 		rc = scrm_profile_unset(db, customer, pos[i]);
 	if (rc == SCRM_OK)
@@ -723,7 +704,7 @@ static int cmd_rfm_refresh(struct cli *cli, const struct cli_cmd *cmd, int argc,
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
 	if ((rc = scrm_profile_rfm_refresh(db, now, &out)) != SCRM_OK)
-		return fail(cli, db, rc);
+		return cli_fail(cli, db, rc);
 	if (cli->json)
 		printf("%s\n", out);
 	else
@@ -744,7 +725,7 @@ static int cmd_rfm_config(struct cli *cli, const struct cli_cmd *cmd, int argc, 
 	char *out = NULL;
 	if ((n && (rc = scrm_profile_config_set(db, json)) != SCRM_OK) ||
 	    (rc = scrm_profile_config_json(db, &out)) != SCRM_OK)
-		return fail(cli, db, rc);
+		return cli_fail(cli, db, rc);
 	cli_print_json(cli, out);
 	scrm_free(out);
 	return cli_close(cli, db, CLI_EXIT_OK);
@@ -773,7 +754,7 @@ static int consent_show(struct cli *cli, scrm_db *db, int64_t customer, const ch
 	if (purpose) {
 		int granted = 0;
 		if ((rc = scrm_profile_consent_get(db, customer, purpose, &granted)) != SCRM_OK)
-			return fail(cli, db, rc);
+			return cli_fail(cli, db, rc);
 		if (cli->json) {
 			printf("{\"customer\":%lld,\"purpose\":", (long long)customer);
 			cli_json_str(stdout, purpose);
@@ -785,7 +766,7 @@ static int consent_show(struct cli *cli, scrm_db *db, int64_t customer, const ch
 	}
 	char *out = NULL;
 	if ((rc = scrm_profile_json(db, customer, 0, &out)) != SCRM_OK)
-		return fail(cli, db, rc);
+		return cli_fail(cli, db, rc);
 	cJSON *p = cJSON_Parse(out);
 	const cJSON *consent = cJSON_GetObjectItemCaseSensitive(p, "consent");
 	if (cli->json) {
@@ -830,7 +811,7 @@ static int cmd_consent(struct cli *cli, const struct cli_cmd *cmd, int argc, cha
 	if (n < 3)
 		return consent_show(cli, db, customer, n == 2 ? pos[1] : NULL);
 	if ((rc = scrm_profile_consent_set(db, customer, pos[1], granted, at, source)) != SCRM_OK)
-		return fail(cli, db, rc);
+		return cli_fail(cli, db, rc);
 	if (cli->json) {
 		printf("{\"customer\":%lld,\"purpose\":", (long long)customer);
 		cli_json_str(stdout, pos[1]);
@@ -857,7 +838,7 @@ static int cmd_erase(struct cli *cli, const struct cli_cmd *cmd, int argc, char 
 	if (!db)
 		return CLI_EXIT_ERROR;
 	if ((rc = scrm_profile_erase(db, customer, reason)) != SCRM_OK)
-		return fail(cli, db, rc);
+		return cli_fail(cli, db, rc);
 	if (cli->json)
 		printf("{\"erased\":%lld}\n", (long long)customer);
 	else
@@ -889,7 +870,7 @@ static int cmd_anonymize(struct cli *cli, const struct cli_cmd *cmd, int argc, c
 	if (!db)
 		return CLI_EXIT_ERROR;
 	if ((rc = scrm_profile_anonymize_inactive(db, days, now, &count)) != SCRM_OK)
-		return fail(cli, db, rc);
+		return cli_fail(cli, db, rc);
 	if (!now)
 		now = scrm_db_now(db);
 	int64_t cutoff = now - days * DAY_MS;

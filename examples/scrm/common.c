@@ -85,25 +85,27 @@ int cli_parse(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
 				dashdash = true;
 				continue;
 			}
-			switch (cli_global_option(cli, argc, argv, &i)) {
-			case CLI_GLOBAL_TAKEN:
-				continue;
-			case CLI_GLOBAL_HELP:
-				help = true;
-				continue;
-			case CLI_GLOBAL_VERSION:
-				version = true;
-				continue;
-			case CLI_GLOBAL_NOARG:
-				if (!err[0])
-					snprintf(err, sizeof err, "option '%s' needs an argument", a);
-				continue;
-			case CLI_GLOBAL_NONE:
-				break;
-			}
+			/* A command's own option wins over a global one of the same
+			 * name ("rules show ID --version N"). */
 			const char *inl;
 			const struct cli_opt *o = find_opt(opts, a, &inl);
 			if (!o) {
+				switch (cli_global_option(cli, argc, argv, &i)) {
+				case CLI_GLOBAL_TAKEN:
+					continue;
+				case CLI_GLOBAL_HELP:
+					help = true;
+					continue;
+				case CLI_GLOBAL_VERSION:
+					version = true;
+					continue;
+				case CLI_GLOBAL_NOARG:
+					if (!err[0])
+						snprintf(err, sizeof err, "option '%s' needs an argument", a);
+					continue;
+				case CLI_GLOBAL_NONE:
+					break;
+				}
 				if (!err[0])
 					snprintf(err, sizeof err, "unknown option '%s'", a);
 				continue;
@@ -344,6 +346,54 @@ int cli_parse_time(struct cli *cli, const struct cli_cmd *cmd, const char *what,
 			       what, s);
 }
 
+int cli_parse_duration(struct cli *cli, const struct cli_cmd *cmd, const char *what,
+		       const char *s, int64_t *out)
+{
+	static const struct { const char *unit; int64_t ms; } units[] = {
+		{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
+		{"w", 604800000},
+	};
+	const char *p = s;
+	int64_t total = 0;
+	bool plain = strspn(s, "0123456789") == strlen(s);
+	while (*s && *p) {
+		if (*p < '0' || *p > '9')
+			goto bad;
+		int64_t n = 0;
+		for (; *p >= '0' && *p <= '9'; p++) {
+			if (n > (INT64_MAX - 9) / 10)
+				goto bad;
+			n = n * 10 + (*p - '0');
+		}
+		int64_t scale = 0;
+		size_t len = 0;
+		if (plain) {
+			scale = 1;
+		} else {
+			for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
+				size_t ul = strlen(units[u].unit);
+				/* "m" must not take the "m" of "ms" */
+				if (!strncmp(p, units[u].unit, ul) && ul > len) {
+					scale = units[u].ms;
+					len = ul;
+				}
+			}
+		}
+		if (!scale || n > (INT64_MAX - total) / scale)
+			goto bad;
+		total += n * scale;
+		p += len;
+	}
+	if (!*s)
+		goto bad;
+	*out = total;
+	return -1;
+bad:
+	return cli_usage_error(cli, cmd,
+			       "%s must be milliseconds or a duration such as 30s, 5m or 1h30m, not '%s'",
+			       what, s);
+}
+
 /* -------------------------------------------------------------- the database */
 
 static void log_to_stderr(void *ud, int level, const char *msg)
@@ -383,6 +433,12 @@ int cli_close(struct cli *cli, scrm_db *db, int rc)
 		return CLI_EXIT_ERROR;
 	}
 	return rc;
+}
+
+int cli_fail(struct cli *cli, scrm_db *db, int rc)
+{
+	cli_lib_error(cli, db, rc);
+	return cli_close(cli, db, CLI_EXIT_ERROR);
 }
 
 /* -------------------------------------------------------------------- errors */
@@ -518,19 +574,26 @@ static int cp_width(unsigned cp)
 		       : 1;
 }
 
-void cli_pad(FILE *f, const char *s, int width)
+int cli_text_width(const char *s, size_t len)
 {
 	int cols = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+	const unsigned char *end = (const unsigned char *)s + len;
+	for (const unsigned char *p = (const unsigned char *)s; p < end && *p;) {
 		unsigned cp = *p;
 		int extra = cp >= 0xF0 ? 3 : cp >= 0xE0 ? 2 : cp >= 0xC0 ? 1 : 0;
 		if (extra)
 			cp &= 0x3Fu >> extra;
 		p++;
-		for (; extra > 0 && (*p & 0xC0) == 0x80; extra--)
+		for (; extra > 0 && p < end && (*p & 0xC0) == 0x80; extra--)
 			cp = (cp << 6) | (*p++ & 0x3Fu);
 		cols += cp_width(cp);
 	}
+	return cols;
+}
+
+void cli_pad(FILE *f, const char *s, int width)
+{
+	int cols = cli_text_width(s, strlen(s));
 	fputs(s, f);
 	do
 		fputc(' ', f);
@@ -571,6 +634,17 @@ const char *cli_jtime(const cJSON *obj, const char *key, char *buf, size_t size)
 	if (cJSON_IsNumber(v))
 		return cli_format_time((int64_t)v->valuedouble, buf, size);
 	return cli_jnum(obj, key, buf, size);
+}
+
+void cli_print_value(FILE *f, const cJSON *v)
+{
+	if (cJSON_IsString(v)) {
+		fputs(v->valuestring, f);
+		return;
+	}
+	char *s = cJSON_PrintUnformatted(v);
+	fputs(s ? s : "?", f);
+	cJSON_free(s);
 }
 
 char *cli_read_file(struct cli *cli, const char *path)
@@ -630,6 +704,7 @@ double cli_seconds(void)
 void cli_progress_start(struct cli_progress *p)
 {
 	p->enabled = isatty(STDERR_FILENO);
+	p->unit = "lines";
 	p->start = p->last = cli_seconds();
 	p->drawn = false;
 }
@@ -643,7 +718,7 @@ void cli_progress_update(struct cli_progress *p, long long lines)
 		return;
 	p->last = now;
 	double rate = now > p->start ? (double)lines / (now - p->start) : 0;
-	fprintf(stderr, "\r%10lld lines %8.0f/s", lines, rate);
+	fprintf(stderr, "\r%10lld %s %8.0f/s", lines, p->unit, rate);
 	fflush(stderr);
 	p->drawn = true;
 }

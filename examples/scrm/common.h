@@ -62,7 +62,8 @@ struct cli_opt {
 
 /*
  * Parse argv[1..] of `cmd` (argv[0] is its name): the command's options,
- * the global options (--db, --json, --verbose, --help, --version) anywhere,
+ * the global options (--db, --json, --verbose, --help, --version) anywhere
+ * (a command option of the same name takes precedence),
  * "--" ends options, "-" is a positional. Positionals go to pos[0..max-1];
  * their count to *npos (may be NULL when min == max).
  *
@@ -110,6 +111,14 @@ int cli_parse_id(struct cli *cli, const struct cli_cmd *cmd, const char *what, c
 int cli_parse_time(struct cli *cli, const struct cli_cmd *cmd, const char *what, const char *s,
 		   int64_t *out);
 
+/*
+ * Parse a duration for an option (--lease): milliseconds ("90000") or
+ * numbers with units ms, s, m, h, d, w ("30s", "5m", "1h30m"), as the rule
+ * engine writes them. Usage error otherwise.
+ */
+int cli_parse_duration(struct cli *cli, const struct cli_cmd *cmd, const char *what,
+		       const char *s, int64_t *out);
+
 /* -------------------------------------------------------------- the database */
 
 /*
@@ -121,6 +130,9 @@ scrm_db *cli_open(struct cli *cli, bool create);
 
 /* Close the handle, reporting a failure. Returns `rc` or CLI_EXIT_ERROR. */
 int cli_close(struct cli *cli, scrm_db *db, int rc);
+
+/* Report the library's refusal (cli_lib_error) and close the database. Returns CLI_EXIT_ERROR. */
+int cli_fail(struct cli *cli, scrm_db *db, int rc);
 
 /* -------------------------------------------------------------------- errors */
 
@@ -148,6 +160,9 @@ void cli_print_json(struct cli *cli, const char *json);
  */
 void cli_pad(FILE *f, const char *s, int width);
 
+/* Terminal columns of the first `len` bytes of UTF-8 text `s` (wide characters count two). */
+int cli_text_width(const char *s, size_t len);
+
 /* Format ms since the epoch as "2026-01-01 08:00:00Z" (UTC) into buf. */
 const char *cli_format_time(int64_t ms, char *buf, size_t size);
 
@@ -164,6 +179,9 @@ const char *cli_jnum(const struct cJSON *obj, const char *key, char *buf, size_t
 
 /* A time member: ms since the epoch shown in UTC ("-" when absent or null). */
 const char *cli_jtime(const struct cJSON *obj, const char *key, char *buf, size_t size);
+
+/* A JSON value for display: strings as they are, anything else as compact JSON. */
+void cli_print_value(FILE *f, const struct cJSON *v);
 
 /* Read a whole file ("-" = standard input) into a NUL-terminated buffer (free()). */
 char *cli_read_file(struct cli *cli, const char *path);
@@ -218,6 +236,7 @@ void cli_load_free(struct cli_load *l);
 /* A rate line on stderr, shown only when stderr is a terminal. */
 struct cli_progress {
 	bool enabled;
+	const char *unit; /* what is counted: "lines" unless changed after cli_progress_start() */
 	double start;   /* seconds */
 	double last;    /* last redraw */
 	bool drawn;

@@ -16,7 +16,9 @@
 #define CLI_GROUPS(X) \
 	X(core)       \
 	X(identity)   \
-	X(profile)
+	X(profile)    \
+	X(rules)      \
+	X(tags)
 
 #define X(g) extern const struct cli_group cli_group_##g;
 CLI_GROUPS(X)

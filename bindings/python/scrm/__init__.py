@@ -22,9 +22,11 @@ from .errors import (BusyError, ConflictError, CorruptError, DuplicateError, Err
                      NoMemoryError, NotFoundError, ParseError, RangeError, ReadOnlyError,
                      SchemaError, StateError)
 from .profile import mask
+from .rules import EXPR_LIMITS, Expr, OutboxIterator
 
 __all__ = [
     "open", "Database", "version", "version_number", "schema_version", "library_path", "mask",
+    "Expr", "EXPR_LIMITS", "OutboxIterator",
     "LOG_ERROR", "LOG_WARN", "LOG_INFO", "LOG_DEBUG",
     "Error", "MisuseError", "InvalidError", "NotFoundError", "ExistsError", "ConflictError",
     "StateError", "BusyError", "NoMemoryError", "IOFailure", "CorruptError", "SchemaError",

@@ -123,7 +123,85 @@ PROFILE = {
     "scrm_profile_anonymize_inactive": (c_int, [_db, c_int64, c_int64, _out_i64]),
 }
 
-PROTOTYPES = {**CORE, **IDENTITY, **PROFILE}
+#: scrm_expr_tag_fn: int (*)(void *userdata, const char *tag, size_t len, int *has)
+EXPR_TAG_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t, POINTER(c_int))
+#: scrm_expr_events_fn: int (*)(void *userdata, int agg, const char *type, size_t len,
+#:                              int64_t from_ms, int64_t to_ms, int64_t *result)
+EXPR_EVENTS_FN = CFUNCTYPE(c_int, c_void_p, c_int, c_void_p, c_size_t, c_int64, c_int64,
+                           POINTER(c_int64))
+#: scrm_outbox_fn: int (*)(void *userdata, const char *action_json)
+OUTBOX_FN = CFUNCTYPE(c_int, c_void_p, c_char_p)
+NULL_EXPR_TAG, NULL_EXPR_EVENTS, NULL_OUTBOX = EXPR_TAG_FN(), EXPR_EVENTS_FN(), OUTBOX_FN()
+
+_expr = c_void_p            # scrm_expr * (opaque), also scrm_expr_vars *, scrm_expr_env *
+_pint = POINTER(c_int)
+
+RULES = {
+    # expressions
+    "scrm_expr_options_new": (c_int, [POINTER(c_void_p)]),
+    "scrm_expr_options_free": (None, [c_void_p]),
+    "scrm_expr_options_set_limit": (c_int, [c_void_p, c_int, c_int64]),
+    "scrm_expr_compile": (c_int, [c_char_p, c_void_p, POINTER(_expr)]),
+    "scrm_expr_free": (None, [_expr]),
+    "scrm_expr_var_count": (c_int, [_expr]),
+    "scrm_expr_var_name": (c_char_p, [_expr, c_int]),
+    "scrm_expr_var_index": (c_int, [_expr, c_char_p]),
+    "scrm_expr_vars_new": (c_int, [_expr, POINTER(c_void_p)]),
+    "scrm_expr_vars_free": (None, [c_void_p]),
+    "scrm_expr_vars_set_int": (c_int, [c_void_p, c_int, c_int64]),
+    "scrm_expr_vars_set_bool": (c_int, [c_void_p, c_int, c_int]),
+    "scrm_expr_vars_set_str": (c_int, [c_void_p, c_int, c_char_p, c_size_t]),
+    "scrm_expr_vars_set_null": (c_int, [c_void_p, c_int]),
+    "scrm_expr_vars_clear": (c_int, [c_void_p, c_int]),
+    "scrm_expr_vars_reset": (c_int, [c_void_p]),
+    "scrm_expr_vars_set_json": (c_int, [c_void_p, c_char_p, c_char_p]),
+    "scrm_expr_vars_set_env": (c_int, [c_void_p, c_void_p]),
+    "scrm_expr_env_new": (c_int, [POINTER(c_void_p)]),
+    "scrm_expr_env_free": (None, [c_void_p]),
+    "scrm_expr_env_set_now": (c_int, [c_void_p, c_int64]),
+    "scrm_expr_env_set_clock": (c_int, [c_void_p, CLOCK_FN, c_void_p]),
+    "scrm_expr_env_set_functions": (c_int, [c_void_p, EXPR_TAG_FN, EXPR_EVENTS_FN, c_void_p]),
+    "scrm_expr_test": (c_int, [_expr, c_void_p, _pint]),
+    "scrm_expr_eval_json": (c_int, [_expr, c_void_p, _out_str]),
+    "scrm_expr_eval_trace": (c_int, [_expr, c_void_p, _out_str]),
+    "scrm_expr_errmsg": (c_char_p, [c_void_p]),
+    "scrm_expr_error_pos": (c_int, [c_void_p, _pint, _pint]),
+    # rules
+    "scrm_rules_load": (c_int, [_db, c_char_p, _out_str]),
+    "scrm_rules_get_json": (c_int, [_db, c_char_p, c_int64, _out_str]),
+    "scrm_rules_list_json": (c_int, [_db, _out_str]),
+    "scrm_rules_enable": (c_int, [_db, c_char_p, c_int]),
+    "scrm_rules_remove": (c_int, [_db, c_char_p]),
+    "scrm_rules_config_set": (c_int, [_db, c_char_p]),
+    "scrm_rules_config_json": (c_int, [_db, _out_str]),
+    "scrm_rules_tick": (c_int, [_db, c_int64, _out_str]),
+    "scrm_rules_trace_json": (c_int, [_db, c_char_p, c_int64, c_int64, c_int, c_uint, _out_str]),
+    "scrm_rules_trace_prune": (c_int, [_db, c_int64, _out_i64]),
+    # outbox
+    "scrm_outbox_take": (c_int, [_db, c_int, c_int64, _out_str]),
+    "scrm_outbox_ack": (c_int, [_db, c_int64]),
+    "scrm_outbox_fail": (c_int, [_db, c_int64, c_char_p, c_int]),
+    "scrm_outbox_retry": (c_int, [_db, c_int64]),
+    "scrm_outbox_list_json": (c_int, [_db, c_char_p, c_int64, c_int, _out_str]),
+    "scrm_outbox_set_handler": (c_int, [_db, OUTBOX_FN, c_void_p]),
+    "scrm_outbox_deliver": (c_int, [_db, c_int, _pint]),
+    # tags
+    "scrm_tags_group_set": (c_int, [_db, c_char_p]),
+    "scrm_tags_define": (c_int, [_db, c_char_p]),
+    "scrm_tags_list_json": (c_int, [_db, _out_str]),
+    "scrm_tag_add": (c_int, [_db, c_int64, c_char_p, c_char_p]),
+    "scrm_tag_remove": (c_int, [_db, c_int64, c_char_p, c_char_p]),
+    "scrm_tag_has": (c_int, [_db, c_int64, c_char_p, _pint]),
+    "scrm_tags_customer_json": (c_int, [_db, c_int64, _out_str]),
+    "scrm_tags_history_json": (c_int, [_db, c_int64, c_int, _out_str]),
+    "scrm_tags_refresh": (c_int, [_db, c_char_p, _out_str]),
+    # segments
+    "scrm_segment_count": (c_int, [_db, c_char_p, _out_i64]),
+    "scrm_segment_ids_json": (c_int, [_db, c_char_p, c_int64, c_int, _out_str]),
+    "scrm_segment_explain_json": (c_int, [_db, c_char_p, _out_str]),
+}
+
+PROTOTYPES = {**CORE, **IDENTITY, **PROFILE, **RULES}
 
 
 def _load():

@@ -11,6 +11,7 @@ from . import _lib
 from .errors import MisuseError, from_code, int_arg
 from .identity import IdentityMixin
 from .profile import ProfileMixin
+from .rules import RulesMixin
 
 __all__ = ["Database", "open", "LOG_ERROR", "LOG_WARN", "LOG_INFO", "LOG_DEBUG"]
 
@@ -139,7 +140,7 @@ def open(path=":memory:", *, readonly=False, create=True, busy_timeout_ms=5000,
     return Database(handle.value, os.fsdecode(f("scrm_db_path")(handle)), hooks)
 
 
-class Database(IdentityMixin, ProfileMixin):
+class Database(IdentityMixin, ProfileMixin, RulesMixin):
     """An open libscrm database (one SQLite connection). Create with scrm.open().
 
     Use it as a context manager, or call close(). Methods may be called from
@@ -153,6 +154,9 @@ class Database(IdentityMixin, ProfileMixin):
         self._hooks = hooks
         self._lock = threading.RLock()
         self._in_call = False
+        self._in_handler = 0          # > 0 while the outbox handler runs
+        self._outbox_handler = None   # OUTBOX_FN trampoline while installed
+        self._handler_failures = []   # (action id, message) the handler raised
 
     # ------------------------------------------------------------ plumbing
 
@@ -171,6 +175,8 @@ class Database(IdentityMixin, ProfileMixin):
                     err = from_code(result, _lib.errmsg(self._handle))
             finally:
                 self._in_call = False
+            if self._handler_failures and not self._in_handler:
+                self._settle_handler_failures()
             _raise(err, self._hooks.take_pending())
             return result
 
@@ -195,6 +201,8 @@ class Database(IdentityMixin, ProfileMixin):
         with self._lock:
             if self._in_call:
                 raise MisuseError("a callback called back into the database")
+            if self._in_handler:
+                raise MisuseError("the outbox handler may not close the database")
             handle, self._handle = self._handle, None
             if handle:
                 rc = _lib.func("scrm_db_close")(handle)

@@ -18,7 +18,10 @@ class Error(Exception):
         name:    its English name from scrm_errstr(), e.g. "not found";
         message: the library's message for this failure (scrm_errmsg()),
                  which names the problem and, for JSON or expressions, the
-                 position.
+                 position;
+        line, column: for errors of scrm.Expr (compiling or evaluating)
+                 the 1-based position in the expression, when the library
+                 reports one; otherwise None.
 
     Catch a subclass for one code (``except scrm.NotFoundError``) or this
     class for all of them. Codes newer than this binding raise Error itself
@@ -26,6 +29,8 @@ class Error(Exception):
     """
 
     code = 1  # SCRM_ERROR
+    line = None
+    column = None
 
     def __init__(self, message, code=None):
         if code is not None:

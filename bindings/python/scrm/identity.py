@@ -4,34 +4,16 @@ An identifier is a (kind, value) pair; an observation is the set of
 identifiers seen together on one channel at one time. Observing returns the
 customer id they resolve to, creating, attaching to or merging customers.
 """
-import datetime
 import json
 from collections.abc import Mapping
 from ctypes import byref, c_char_p, c_int64, c_void_p
 
 from . import _lib
-from .errors import int_arg
+from ._args import id_arg as _id
+from ._args import json_text as _json_text
+from ._args import optional_time as _millis
 
 __all__ = ["IdentityMixin"]
-
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-_MS = datetime.timedelta(milliseconds=1)
-
-
-def _id(value, what="customer id"):
-    """A customer/merge id as a checked int64."""
-    return int_arg(value, _lib.INT64_MIN, _lib.INT64_MAX, what)
-
-
-def _millis(at):
-    """`at` (None, ms since the epoch, or a datetime) as ms; 0 = the database's clock."""
-    if at is None:
-        return 0
-    if isinstance(at, datetime.datetime):
-        if at.tzinfo is None:
-            at = at.astimezone()  # naive means local time, as datetime.timestamp() has it
-        return (at - _EPOCH) // _MS
-    return _id(at, "time")
 
 
 def _pairs(ids):
@@ -45,10 +27,6 @@ def _pairs(ids):
             pairs.append((_lib.cstr(kind, "identifier kind"),
                           _lib.cstr(value, f"value of {kind!r}")))
     return pairs
-
-
-def _json_text(obj):
-    return obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)
 
 
 class IdentityMixin:

@@ -6,14 +6,17 @@ raising DuplicateError. Every event keeps its customer's figures current;
 rfm_refresh() scores the whole population; erase() and anonymize_inactive()
 remove personal data while keeping totals right.
 """
-import datetime
 import json
 from collections.abc import Iterable, Mapping
 from ctypes import byref, c_char_p, c_int, c_int64, c_void_p
 
 from . import _lib
+from ._args import id_arg as _id
+from ._args import json_arg as _json_arg
+from ._args import optional_time as _optional_time
+from ._args import time_arg as _time
 from .errors import DuplicateError, NotFoundError, from_code, int_arg
-from .identity import _EPOCH, _MS, _id, _json_text, _pairs
+from .identity import _pairs
 
 __all__ = ["ProfileMixin", "mask"]
 
@@ -21,27 +24,6 @@ _PROFILE_UNMASKED = 0x1
 _EVENT_FIELDS = ("key", "type", "channel", "at", "customer", "ids", "amount", "currency",
                  "refund_of", "items", "props")
 _MISSING = object()
-
-
-def _time(at, what="time"):
-    """A time given as ms since the epoch or as a datetime (naive = local time), as ms."""
-    if isinstance(at, datetime.datetime):
-        if at.tzinfo is None:
-            at = at.astimezone()
-        return (at - _EPOCH) // _MS
-    return int_arg(at, _lib.INT64_MIN, _lib.INT64_MAX, what)
-
-
-def _optional_time(at, what="time"):
-    """None as 0 (the library's "now" for the calls that take it), else _time()."""
-    return 0 if at is None else _time(at, what)
-
-
-def _json_arg(value, what, optional=True):
-    """A dict/list (encoded as JSON) or JSON text, as a C string; None stays NULL."""
-    if value is None and optional:
-        return None
-    return _lib.cstr(_json_text(value), what)
 
 
 def mask(kind, value):
