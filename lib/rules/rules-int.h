@@ -185,6 +185,7 @@ typedef struct ru_state {
 	size_t nrtags;
 	bool rtags_loaded;
 	bool rtags_module; /* scrm_tagdiff registered on the connection */
+	uint64_t tag_changes; /* counts tags given or taken (ru__tag_change) */
 	/* outbox delivery callback (scrm_outbox_set_handler) */
 	ru_deliver_fn deliver;
 	void *deliver_ud;

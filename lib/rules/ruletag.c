@@ -265,7 +265,18 @@ static int refresh_one(scrm_db *db, const ru_rtag *t, int64_t now, scrm_buf *sum
 
 /* ---- every SQL rule tag in one pass: evaluate them all over the
  * population in id order, merge with the holders (customer_tag in key
- * order), collect the differences, then write them. */
+ * order), collect the differences in memory, then write them set-wise.
+ * Everything is evaluated before anything is written, so has_tag() of a
+ * rule tag sees the holders as they were before the refresh.
+ *
+ * Writing the differences one statement each (two per change) cost 40% of
+ * a first refresh (1.9M additions over 1M customers: 6.6G instructions at
+ * 100k customers before, 4.4G after). Three statements read them instead
+ * from scrm_tagdiff, a table-valued function over the array: history in
+ * the order found (customer, then tag name: the ids the one-by-one writes
+ * gave), removals, then additions by tag id and customer — which appends
+ * to customer_tag_tag and costs a quarter less than customer order, where
+ * nine of ten index insertion points sit inside the tree. */
 
 typedef struct change {
 	int64_t customer;
@@ -275,8 +286,12 @@ typedef struct change {
 
 typedef struct changes {
 	scrm_db *db;
+	ru_rtag *const *ts; /* the tags being refreshed */
+	size_t nts;
 	change *v;
 	size_t n, cap;
+	size_t *adds; /* indexes into v of the additions, (tag id, customer) order */
+	size_t nadds;
 } changes;
 
 static int push(changes *c, int64_t customer, uint32_t tag, bool add)
@@ -292,6 +307,178 @@ static int push(changes *c, int64_t customer, uint32_t tag, bool add)
 	c->v[c->n++] = (change){customer, tag, add};
 	return SCRM_OK;
 }
+
+/* ---- scrm_tagdiff(src, mode): the rows of a `changes` bound as a pointer
+ * (customer, tag id, op, rule, version). mode TD_ALL: every change in array
+ * order; TD_ADDS: the additions in (tag id, customer) order; TD_REMOVES:
+ * the removals. Registered on the connection by the first refresh that
+ * writes; eponymous and direct-only, so the schema can never refer to it. */
+
+enum { TD_CUSTOMER, TD_TAG, TD_OP, TD_RULE, TD_VERSION, TD_SRC, TD_MODE };
+enum { TD_ALL, TD_ADDS, TD_REMOVES };
+#define TD_POINTER "scrm_tagdiff"
+
+typedef struct td_cursor {
+	sqlite3_vtab_cursor base;
+	const changes *c;
+	int mode;
+	size_t at, n; /* position in c->v (c->adds for TD_ADDS), and its end */
+} td_cursor;
+
+static int td_connect(sqlite3 *sq, void *aux, int argc, const char *const *argv,
+		      sqlite3_vtab **out, char **err)
+{
+	(void)aux, (void)argc, (void)argv, (void)err;
+	int r = sqlite3_declare_vtab(sq, "CREATE TABLE x(customer INTEGER, tag INTEGER, op TEXT, "
+					 "rule TEXT, version INTEGER, src HIDDEN, mode HIDDEN)");
+	if (r != SQLITE_OK)
+		return r;
+	sqlite3_vtab_config(sq, SQLITE_VTAB_DIRECTONLY);
+	if (!(*out = sqlite3_malloc(sizeof **out)))
+		return SQLITE_NOMEM;
+	memset(*out, 0, sizeof **out);
+	return SQLITE_OK;
+}
+
+static int td_disconnect(sqlite3_vtab *vt)
+{
+	sqlite3_free(vt);
+	return SQLITE_OK;
+}
+
+/* Both arguments are required equality constraints; without them the
+ * table is empty. */
+static int td_best_index(sqlite3_vtab *vt, sqlite3_index_info *ii)
+{
+	(void)vt;
+	int src = -1, mode = -1;
+	for (int i = 0; i < ii->nConstraint; i++) {
+		const struct sqlite3_index_constraint *k = &ii->aConstraint[i];
+		if (k->op != SQLITE_INDEX_CONSTRAINT_EQ ||
+		    (k->iColumn != TD_SRC && k->iColumn != TD_MODE))
+			continue;
+		if (!k->usable)
+			return SQLITE_CONSTRAINT;
+		*(k->iColumn == TD_SRC ? &src : &mode) = i;
+	}
+	if (src < 0 || mode < 0) {
+		ii->idxNum = 0;
+		ii->estimatedCost = 1e12;
+		return SQLITE_OK;
+	}
+	ii->aConstraintUsage[src].argvIndex = 1;
+	ii->aConstraintUsage[src].omit = 1;
+	ii->aConstraintUsage[mode].argvIndex = 2;
+	ii->aConstraintUsage[mode].omit = 1;
+	ii->idxNum = 1;
+	ii->estimatedCost = 1e6;
+	ii->estimatedRows = 1000000;
+	return SQLITE_OK;
+}
+
+static int td_open(sqlite3_vtab *vt, sqlite3_vtab_cursor **out)
+{
+	(void)vt;
+	td_cursor *k = sqlite3_malloc(sizeof *k);
+	if (!k)
+		return SQLITE_NOMEM;
+	memset(k, 0, sizeof *k);
+	*out = &k->base;
+	return SQLITE_OK;
+}
+
+static int td_close(sqlite3_vtab_cursor *cur)
+{
+	sqlite3_free(cur);
+	return SQLITE_OK;
+}
+
+/* The index into c->v of the cursor's row. */
+static size_t td_row(const td_cursor *k)
+{
+	return k->mode == TD_ADDS ? k->c->adds[k->at] : k->at;
+}
+
+/* Skips to the next row of the cursor's kind. */
+static void td_skip(td_cursor *k)
+{
+	if (k->mode == TD_REMOVES)
+		while (k->at < k->n && k->c->v[k->at].add)
+			k->at++;
+}
+
+static int td_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, int argc,
+		     sqlite3_value **argv)
+{
+	(void)idx_str;
+	td_cursor *k = (td_cursor *)cur;
+	k->c = idx_num == 1 && argc == 2 ? sqlite3_value_pointer(argv[0], TD_POINTER) : NULL;
+	k->mode = k->c ? sqlite3_value_int(argv[1]) : TD_ALL;
+	k->at = 0;
+	k->n = !k->c ? 0 : k->mode == TD_ADDS ? k->c->nadds : k->c->n;
+	td_skip(k);
+	return SQLITE_OK;
+}
+
+static int td_next(sqlite3_vtab_cursor *cur)
+{
+	td_cursor *k = (td_cursor *)cur;
+	k->at++;
+	td_skip(k);
+	return SQLITE_OK;
+}
+
+static int td_eof(sqlite3_vtab_cursor *cur)
+{
+	const td_cursor *k = (const td_cursor *)cur;
+	return k->at >= k->n;
+}
+
+static int td_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
+{
+	const td_cursor *k = (const td_cursor *)cur;
+	const change *x = &k->c->v[td_row(k)];
+	const ru_rtag *t = k->c->ts[x->tag];
+	switch (col) {
+	case TD_CUSTOMER:
+		sqlite3_result_int64(ctx, x->customer);
+		break;
+	case TD_TAG:
+		sqlite3_result_int64(ctx, t->id);
+		break;
+	case TD_OP:
+		sqlite3_result_text(ctx, x->add ? "add" : "remove", -1, SQLITE_STATIC);
+		break;
+	case TD_RULE:
+		sqlite3_result_text(ctx, t->source, -1, SQLITE_STATIC);
+		break;
+	case TD_VERSION:
+		sqlite3_result_int64(ctx, t->version);
+		break;
+	default:
+		sqlite3_result_null(ctx);
+	}
+	return SQLITE_OK;
+}
+
+static int td_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid)
+{
+	*rowid = (sqlite3_int64)td_row((const td_cursor *)cur);
+	return SQLITE_OK;
+}
+
+static const sqlite3_module td_module = {
+	.xConnect = td_connect,
+	.xBestIndex = td_best_index,
+	.xDisconnect = td_disconnect,
+	.xOpen = td_open,
+	.xClose = td_close,
+	.xFilter = td_filter,
+	.xNext = td_next,
+	.xEof = td_eof,
+	.xColumn = td_column,
+	.xRowid = td_rowid,
+};
 
 /* Index of tag id `id` among ts (linear: at most a few dozen rule tags). */
 static int tag_index(ru_rtag *const *ts, size_t n, int64_t id)
@@ -316,12 +503,20 @@ static int diff_sql(scrm_db *db, ru_rtag *const *ts, size_t n, int64_t now, chan
 		gs[i] = ts[i]->g;
 	sqlite3_stmt *q = NULL, *m = NULL;
 	int rc = ru__seg_multi(db, gs, n, now, &q);
+	/* The holders in customer order: for one tag its index has them so;
+	 * for several, the table itself (`+tag` keeps SQLite from reading the
+	 * index and sorting two million rows). */
 	scrm_buf b;
 	scrm__buf_init(&b, db);
-	scrm__buf_puts(&b, "SELECT customer, tag FROM customer_tag WHERE tag IN (");
-	for (size_t i = 0; i < n; i++)
-		scrm__buf_printf(&b, "%s%lld", i ? "," : "", (long long)ts[i]->id);
-	scrm__buf_puts(&b, ") ORDER BY customer");
+	if (n == 1) {
+		scrm__buf_printf(&b, "SELECT customer, tag FROM customer_tag WHERE tag = %lld "
+				     "ORDER BY customer", (long long)ts[0]->id);
+	} else {
+		scrm__buf_puts(&b, "SELECT customer, tag FROM customer_tag WHERE +tag IN (");
+		for (size_t i = 0; i < n; i++)
+			scrm__buf_printf(&b, "%s%lld", i ? "," : "", (long long)ts[i]->id);
+		scrm__buf_puts(&b, ") ORDER BY customer");
+	}
 	char *sql = NULL;
 	if (!rc && !(rc = scrm__buf_finish(&b, &sql))) {
 		int st = sqlite3_prepare_v2(scrm__sqlite(db), sql, -1, &m, NULL);
@@ -372,55 +567,87 @@ static int diff_sql(scrm_db *db, ru_rtag *const *ts, size_t n, int64_t now, chan
 	return rc;
 }
 
-static int apply(scrm_db *db, ru_rtag *const *ts, const changes *c, int64_t now, int64_t *added,
-		 int64_t *removed)
+/* One statement over scrm_tagdiff: ?1 the changes, ?2 now. */
+static int apply_one(scrm_db *db, const char *sql, const changes *c, int64_t now, const char *what)
 {
-	int rc = SCRM_OK;
-	for (size_t i = 0; i < c->n && !rc; i++) {
-		const change *x = &c->v[i];
-		const ru_rtag *t = ts[x->tag];
-		sqlite3_stmt *st = scrm__stmt(
-			db, "INSERT INTO tag_history(customer, tag, op, at, rule, rule_version) "
-			    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-		if (!st)
-			return scrm_errcode(db);
-		sqlite3_bind_int64(st, 1, x->customer);
-		sqlite3_bind_int64(st, 2, t->id);
-		sqlite3_bind_text(st, 3, x->add ? "add" : "remove", -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, now);
-		sqlite3_bind_text(st, 5, t->source, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 6, t->version);
-		if ((rc = scrm__step_done(db, st, "recording a tag change")))
-			break;
-		st = x->add ? scrm__stmt(db, "INSERT INTO customer_tag(customer, tag, origin, at, rule, "
-					     "rule_version) VALUES (?1, ?2, ?1, ?3, ?4, ?5)")
-			    : scrm__stmt(db, "DELETE FROM customer_tag WHERE customer = ?1 AND tag = ?2");
-		if (!st)
-			return scrm_errcode(db);
-		sqlite3_bind_int64(st, 1, x->customer);
-		sqlite3_bind_int64(st, 2, t->id);
-		if (x->add) {
-			sqlite3_bind_int64(st, 3, now);
-			sqlite3_bind_text(st, 4, t->source, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 5, t->version);
-		}
-		rc = scrm__step_done(db, st, x->add ? "adding a tag" : "removing a tag");
-		(x->add ? added : removed)[x->tag]++;
-	}
+	sqlite3_stmt *st = scrm__stmt(db, sql);
+	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_pointer(st, 1, (void *)c, TD_POINTER, NULL);
+	sqlite3_bind_int64(st, 2, now);
+	int rc = scrm__step_done(db, st, what);
+	sqlite3_clear_bindings(st); /* the pointer dies with the array */
 	return rc;
 }
 
-static int refresh_sql(scrm_db *db, ru_rtag *const *ts, size_t n, int64_t now, scrm_buf *sum)
+/* History first, in the order found (customer, then tag name), then the
+ * removals, then the additions. Each change is for a distinct (customer,
+ * tag), so the order of the last two does not matter. */
+static int apply(scrm_db *db, ru_state *s, const changes *c, int64_t now)
+{
+	if (!c->n)
+		return SCRM_OK;
+	if (!s->rtags_module) {
+		int r = sqlite3_create_module_v2(scrm__sqlite(db), "scrm_tagdiff", &td_module, NULL, NULL);
+		if (r != SQLITE_OK)
+			return scrm__sqlerr(db, r, "registering scrm_tagdiff");
+		s->rtags_module = true;
+	}
+	int rc = apply_one(db, "INSERT INTO tag_history(customer, tag, op, at, rule, rule_version) "
+			       "SELECT customer, tag, op, ?2, rule, version FROM scrm_tagdiff(?1, 0)",
+			   c, now, "recording tag changes");
+	if (!rc && c->nadds < c->n)
+		rc = apply_one(db, "DELETE FROM customer_tag WHERE (customer, tag) IN "
+				   "(SELECT customer, tag FROM scrm_tagdiff(?1, 2))",
+			       c, now, "removing tags");
+	if (!rc && c->nadds)
+		rc = apply_one(db, "INSERT INTO customer_tag(customer, tag, origin, at, rule, "
+				   "rule_version) SELECT customer, tag, customer, ?2, rule, version "
+				   "FROM scrm_tagdiff(?1, 1)",
+			       c, now, "adding tags");
+	return rc;
+}
+
+/* c->adds: the additions by tag id, then customer (the order found). */
+static int order_adds(scrm_db *db, changes *c, const int64_t *added)
+{
+	size_t n = c->nts, *at = scrm__calloc(db, n, sizeof *at);
+	if (!at)
+		return scrm__error(db, SCRM_NOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) /* tags before tag i in id order */
+		for (size_t j = 0; j < n; j++)
+			if (c->ts[j]->id < c->ts[i]->id)
+				at[i] += (size_t)added[j];
+	for (size_t i = 0; i < n; i++)
+		c->nadds += (size_t)added[i];
+	if (c->nadds && !(c->adds = scrm__malloc(db, c->nadds * sizeof *c->adds))) {
+		scrm__free(at);
+		return scrm__error(db, SCRM_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < c->n; i++)
+		if (c->v[i].add)
+			c->adds[at[c->v[i].tag]++] = i;
+	scrm__free(at);
+	return SCRM_OK;
+}
+
+static int refresh_sql(scrm_db *db, ru_state *s, ru_rtag *const *ts, size_t n, int64_t now,
+		       scrm_buf *sum)
 {
 	if (!n)
 		return SCRM_OK;
+	/* holders, added, removed by tag */
 	int64_t *cnt = scrm__calloc(db, 3 * n, sizeof *cnt);
 	if (!cnt)
 		return scrm__error(db, SCRM_NOMEM, "out of memory");
-	changes c = {db, NULL, 0, 0};
+	changes c = {db, ts, n, NULL, 0, 0, NULL, 0};
 	int rc = diff_sql(db, ts, n, now, &c, cnt);
+	for (size_t i = 0; !rc && i < c.n; i++)
+		cnt[(c.v[i].add ? n : 2 * n) + c.v[i].tag]++;
 	if (!rc)
-		rc = apply(db, ts, &c, now, cnt + n, cnt + 2 * n);
+		rc = order_adds(db, &c, cnt + n);
+	if (!rc)
+		rc = apply(db, s, &c, now);
 	for (size_t i = 0; !rc && i < n; i++) {
 		scrm__buf_puts(sum, sum->data[sum->len - 1] == '{' ? "" : ",");
 		scrm__buf_json_str(sum, ts[i]->name);
@@ -429,6 +656,7 @@ static int refresh_sql(scrm_db *db, ru_rtag *const *ts, size_t n, int64_t now, s
 				 (long long)ts[i]->version);
 	}
 	scrm__free(c.v);
+	scrm__free(c.adds);
 	scrm__free(cnt);
 	return rc;
 }
@@ -472,7 +700,7 @@ static int refresh(scrm_db *db, const char *tag, scrm_buf *sum)
 			rc = refresh_one(db, &s->rtags[i], now, sum);
 	}
 	if (!rc)
-		rc = refresh_sql(db, sqlt, nsql, now, sum);
+		rc = refresh_sql(db, s, sqlt, nsql, now, sum);
 	scrm__free(sqlt);
 	if (rc)
 		return rc;

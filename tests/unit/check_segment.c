@@ -87,9 +87,10 @@ static const char *plan(scrm_db *db, const char *expr)
 
 /* ~150 customers: orders, refunds, views over a year; RFM; tags; one merge
  * and one erasure. */
-static scrm_db *population(void)
+static scrm_db *population_in(const char *name)
 {
-	scrm_db *db = open_db("seg.db");
+	scrm_db *db = open_db(name);
+	rs = 42; /* the same population every time */
 	int64_t c[150];
 	char card[32], key[32];
 	tu_assert_ok(db, scrm_db_begin(db));
@@ -125,6 +126,11 @@ static scrm_db *population(void)
 	tu_assert_ok(db, scrm_profile_erase(db, c[5], "test"));
 	clk.now = T0 + 2 * DAY;
 	return db;
+}
+
+static scrm_db *population(void)
+{
+	return population_in("seg.db");
 }
 
 static const char *const covered[] = {
@@ -325,6 +331,159 @@ START_TEST(test_rule_tags)
 }
 END_TEST
 
+/* Every row of `sql` as text lines "a|b|c\n" (the caller frees). */
+static char *rows(scrm_db *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_prepare_v2(scrm__sqlite(db), sql, -1, &st, NULL), SQLITE_OK);
+	size_t n = 0, cap = 4096;
+	char *out = malloc(cap);
+	ck_assert_ptr_nonnull(out);
+	out[0] = '\0';
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		for (int i = 0; i < sqlite3_column_count(st); i++) {
+			const char *v = (const char *)sqlite3_column_text(st, i);
+			size_t need = (v ? strlen(v) : 4) + 2;
+			if (n + need + 1 > cap) {
+				cap = 2 * (n + need + 1);
+				ck_assert_ptr_nonnull(out = realloc(out, cap));
+			}
+			n += (size_t)sprintf(out + n, "%s%c", v ? v : "NULL",
+					     i + 1 < sqlite3_column_count(st) ? '|' : '\n');
+		}
+	}
+	ck_assert_int_eq(r, SQLITE_DONE);
+	sqlite3_finalize(st);
+	return out;
+}
+
+/* The same rows in a and b; on a difference, the first differing line. */
+static void same_rows(scrm_db *a, scrm_db *b, const char *sql, const char *what)
+{
+	char *x = rows(a, sql), *y = rows(b, sql);
+	size_t i = 0, line = 0;
+	while (x[i] && x[i] == y[i])
+		i++;
+	if (x[i] || y[i]) {
+		while (i > 0 && x[i - 1] != '\n')
+			i--;
+		for (size_t j = 0; j < i; j++)
+			line += x[j] == '\n';
+		ck_abort_msg("%s differ at line %zu:\n sql:  %.80s\n scan: %.80s", what, line + 1,
+			     x + i, y + i);
+	}
+	ck_assert_int_gt(strlen(x), 0);
+	free(x);
+	free(y);
+}
+
+/* The summary without its timing. */
+static char *tags_part(char *summary)
+{
+	char *t = strstr(summary, ",\"seconds\"");
+	ck_assert_ptr_nonnull(t);
+	*t = '\0';
+	return summary;
+}
+
+/* A refresh of translated rule tags (one pass, set-wise writes) gives the
+ * same holders and history as one of the same expressions evaluated
+ * customer by customer (the `??` wrapping: one tag at a time), through a
+ * first refresh that adds thousands, time passing, a new version, manual
+ * tag changes and a merge that remove and add many more. */
+START_TEST(test_rule_tag_refresh_differential)
+{
+	static const char *const defs[][2] = {
+		/* names out of alphabetical order: ids and names sort apart */
+		{"zeta", "profile.figures.orders >= 2"},
+		{"alpha", "profile.lifecycle in [\"new\", \"at_risk\", \"lost\"]"},
+		{"mid", "days_since(profile.figures.last_order) <= 30 || "
+			"days_since(profile.figures.first_seen) < 100"},
+		{"beta", "has_tag(\"vip\") && profile.figures.orders >= 1"},
+		{"omega", "profile.figures.net_spend.CNY > 30000"},
+		{"gamma", "profile.rfm.r >= 3 && profile.rfm.f >= 3"},
+		{"all", "true"},
+	};
+	scrm_db *dbs[2];
+	int64_t vips[2][8];
+	for (int k = 0; k < 2; k++) {
+		dbs[k] = population_in(k ? "scan.db" : "sql.db");
+		for (size_t i = 0; i < SCRM_ARRAY_LEN(defs); i++) {
+			char e[256], def[512];
+			snprintf(e, sizeof e, k ? "(%s) ?? (profile.customer < 0)" : "%s", defs[i][1]);
+			ck_assert_str_eq(plan(dbs[k], e), k ? "scan" : "sql");
+			cJSON *j = cJSON_CreateObject();
+			cJSON_AddStringToObject(j, "name", defs[i][0]);
+			cJSON_AddStringToObject(j, "expr", e);
+			char *txt = cJSON_PrintUnformatted(j);
+			snprintf(def, sizeof def, "%s", txt);
+			cJSON_free(txt);
+			cJSON_Delete(j);
+			tu_assert_ok(dbs[k], scrm_tags_define(dbs[k], def));
+		}
+		for (int i = 0; i < 8; i++) {
+			char card[32];
+			snprintf(card, sizeof card, "C%03d", 10 + 7 * i);
+			vips[k][i] = customer(dbs[k], card);
+		}
+	}
+	static const char *const ct = "SELECT * FROM customer_tag ORDER BY customer, tag";
+	static const char *const th = "SELECT customer, tag, op, at, rule, rule_version, actor, reason "
+				      "FROM tag_history ORDER BY customer, tag, at, op";
+	char *sum[2];
+	for (int round = 0; round < 3; round++) {
+		for (int k = 0; k < 2; k++) {
+			scrm_db *db = dbs[k];
+			if (round == 1) {
+				/* time passes; vip moves; a new version of zeta */
+				clk.now = T0 + 200 * DAY;
+				for (int i = 0; i < 8; i++)
+					tu_assert_ok(db, i % 2 ? scrm_tag_add(db, vips[k][i], "vip", "t")
+							       : scrm_tag_remove(db, vips[k][i], "vip", "t"));
+				tu_assert_ok(db, scrm_tags_define(db, k ? "{\"name\":\"zeta\",\"expr\":"
+									  "\"(profile.figures.orders >= 3) ?? "
+									  "(profile.customer < 0)\"}"
+									: "{\"name\":\"zeta\",\"expr\":"
+									  "\"profile.figures.orders >= 3\"}"));
+			} else if (round == 2) {
+				int64_t survivor = 0;
+				clk.now = T0 + 400 * DAY;
+				tu_assert_ok(db, scrm_identity_merge(db, vips[k][1], vips[k][2], "t", &survivor));
+			}
+			tu_assert_ok(db, scrm_tags_refresh(db, NULL, &sum[k]));
+		}
+		ck_assert_str_eq(tags_part(sum[0]), tags_part(sum[1]));
+		if (round == 0)
+			ck_assert_int_gt(tu_sql_int(dbs[0], "SELECT count(*) FROM customer_tag"), 300);
+		else
+			ck_assert_ptr_nonnull(strstr(sum[0], "\"removed\":"));
+		scrm_free(sum[0]);
+		scrm_free(sum[1]);
+		same_rows(dbs[0], dbs[1], ct, "customer_tag");
+		same_rows(dbs[0], dbs[1], th, "tag_history");
+	}
+	/* Both directions happened in volume. */
+	ck_assert_int_gt(tu_sql_int(dbs[0], "SELECT count(*) FROM tag_history WHERE op = 'remove' "
+					    "AND rule LIKE 'tag:%'"), 100);
+	/* The first refresh's history is in the order the changes were found
+	 * (customer, then tag name), as when they were written one by one. */
+	char sql[512];
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM tag_history a JOIN tag_history b ON b.id = a.id + 1 "
+		 "JOIN tag ta ON ta.id = a.tag JOIN tag tb ON tb.id = b.tag WHERE a.at = %lld AND "
+		 "b.at = a.at AND a.rule LIKE 'tag:%%' AND b.rule LIKE 'tag:%%' AND (b.customer < "
+		 "a.customer OR (b.customer = a.customer AND tb.name <= ta.name))",
+		 (long long)(T0 + 2 * DAY));
+	ck_assert_int_eq(tu_sql_int(dbs[0], sql), 0);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM tag_history WHERE at = %lld AND rule LIKE 'tag:%%'",
+		 (long long)(T0 + 2 * DAY));
+	ck_assert_int_gt(tu_sql_int(dbs[0], sql), 300);
+	scrm_db_close(dbs[0]);
+	scrm_db_close(dbs[1]);
+}
+END_TEST
+
 static Suite *segment_suite(void)
 {
 	Suite *s = suite_create("segment");
@@ -334,6 +493,7 @@ static Suite *segment_suite(void)
 	tcase_add_test(tc, test_differential);
 	tcase_add_test(tc, test_paging_and_errors);
 	tcase_add_test(tc, test_rule_tags);
+	tcase_add_test(tc, test_rule_tag_refresh_differential);
 	suite_add_tcase(s, tc);
 	return s;
 }
