@@ -624,7 +624,11 @@ SCRM_API int scrm_outbox_list_json(scrm_db *db, const char *state, int64_t custo
 
 /** Delivery callback: perform the action (JSON as above, valid during the
  *  call) and return SCRM_OK to acknowledge it; any other value fails it
- *  (retried after the backoff). */
+ *  (retried after the backoff; `last_error` says which value). The callback
+ *  may instead settle the action itself on the same handle, e.g.
+ *  scrm_outbox_fail() with its own error text or `permanent`: an action
+ *  the callback acknowledged, failed or retried is left as it left it,
+ *  whatever it returns. */
 typedef int (*scrm_outbox_fn)(void *userdata, const char *action_json);
 
 /**
@@ -694,7 +698,7 @@ SCRM_API int scrm_tags_group_set(scrm_db *db, const char *json);
  * rule tag a new expression makes a new version and evaluates nobody: call
  * scrm_tags_refresh(). A manual tag cannot become a rule tag while
  * customers hold it, nor a rule tag manual (SCRM_CONFLICT).
- * @return SCRM_OK; SCRM_PARSE (JSON, or the expression: "expr: L:C: …");
+ * @return SCRM_OK; SCRM_PARSE (JSON, or the expression: "tag 'NAME': L:C: …");
  *   SCRM_INVALID (also an expression that reads `event.…` or an unknown
  *   path); SCRM_NOTFOUND (no such group); SCRM_CONFLICT (moving a tag
  *   customers hold to another group; see above).

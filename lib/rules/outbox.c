@@ -351,6 +351,31 @@ SCRM_API int scrm_outbox_list_json(scrm_db *db, const char *state, int64_t custo
 
 /* ------------------------------------------------------------ delivery */
 
+/* After the callback: acknowledge or fail the action, unless the callback
+ * settled it itself (acknowledged it, or failed it with its own error
+ * text): then it stays as the callback left it. */
+static int settle(scrm_db *db, int64_t id, int hrc, int *delivered)
+{
+	char state[16];
+	int64_t attempts;
+	int rc = state_of(db, id, state, &attempts);
+	if (rc)
+		return rc;
+	if (strcmp(state, "leased") != 0) {
+		if (strcmp(state, "done") == 0)
+			(*delivered)++;
+		return SCRM_OK;
+	}
+	if (hrc == SCRM_OK) {
+		if ((rc = ack(db, id, scrm__now(db))) == SCRM_OK)
+			(*delivered)++;
+		return rc;
+	}
+	char why[64];
+	snprintf(why, sizeof why, "delivery callback returned %d (%s)", hrc, scrm_errstr(hrc));
+	return fail(db, id, why, false, scrm__now(db));
+}
+
 /* Hand ready actions to the callback one batch at a time, each batch taken
  * (leased) and settled in transactions of its own. */
 static int deliver(scrm_db *db, ru_state *s, int max, int *delivered)
@@ -380,14 +405,9 @@ static int deliver(scrm_db *db, ru_state *s, int max, int *delivered)
 				break;
 			int hrc = s->deliver(s->deliver_ud, json);
 			scrm_free(json);
-			char why[64];
-			snprintf(why, sizeof why, "delivery callback returned %d (%s)", hrc, scrm_errstr(hrc));
 			if ((rc = scrm__tx_begin(db)))
 				break;
-			rc = scrm__tx_end(db, hrc == SCRM_OK ? ack(db, ids[i], scrm__now(db))
-							     : fail(db, ids[i], why, false, scrm__now(db)));
-			if (!rc && hrc == SCRM_OK)
-				(*delivered)++;
+			rc = scrm__tx_end(db, settle(db, ids[i], hrc, delivered));
 		}
 	}
 	return rc;

@@ -194,6 +194,9 @@ int ru__tag_change(scrm_db *db, int64_t customer, const char *tag, bool add, int
 	if ((rc = scrm__step_done(db, st, "adding a tag")))
 		return rc;
 	*changed = true;
+	ru_state *rs;
+	if (ru__state_raw(db, &rs) == SCRM_OK)
+		rs->tag_changes++;
 	return history(db, customer, t.id, true, at, rule_id, version, actor, NULL);
 }
 

@@ -344,12 +344,23 @@ static int on_event(scrm_db *db, const scrm_note *note)
 	return rc;
 }
 
-/* Rule tags follow every event (after the rules, whose tag actions
- * has_tag() may read) and attribute change of the customer. */
+/* Rule tags follow every event and attribute change of the customer:
+ * before the rules, so that their conditions' has_tag() sees the event's
+ * effect as profile.figures does, and again after them when a rule's
+ * tag action changed a tag a rule tag's expression may read. (A rule's
+ * profile.set is an attribute change and re-evaluates them by itself.) */
 static int on_event_all(scrm_db *db, const scrm_note *note)
 {
-	int rc = on_event(db, note);
-	return rc ? rc : ru__ruletags_customer(db, note->survivor, scrm__now(db));
+	ru_state *s;
+	int64_t now = scrm__now(db);
+	int rc = ru__state(db, &s);
+	if (rc || (rc = ru__ruletags_customer(db, note->survivor, now)))
+		return rc;
+	uint64_t before = s->tag_changes;
+	rc = on_event(db, note);
+	if (!rc && s->tag_changes != before)
+		rc = ru__ruletags_customer(db, note->survivor, now);
+	return rc;
 }
 
 static int exec2(scrm_db *db, const char *sql, int64_t a, int64_t b, const char *what)

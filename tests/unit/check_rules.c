@@ -1204,6 +1204,87 @@ START_TEST(test_outbox_immediate_delivery)
 }
 END_TEST
 
+/* A callback that settles its action itself (here: fails it permanently
+ * with its own text); the library must leave it so and go on delivering. */
+static int settling_handler(void *ud, const char *json)
+{
+	handler_log *h = ud;
+	h->calls++;
+	cJSON *j = cJSON_Parse(json);
+	int64_t id = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "id"));
+	cJSON_Delete(j);
+	if (h->calls == 1)
+		ck_assert_int_eq(scrm_outbox_fail(h->db, id, "coupon service says: no stock", 1), SCRM_OK);
+	else
+		ck_assert_int_eq(scrm_outbox_ack(h->db, id), SCRM_OK);
+	return h->calls == 1 ? SCRM_IO : SCRM_OK;
+}
+
+START_TEST(test_outbox_handler_settles_itself)
+{
+	scrm_db *db = open_db("hs.db");
+	load(db, jq("{'id':'r','trigger':{'type':'event','event':'view'},"
+		    "'actions':[{'type':'a1'},{'type':'a2'},{'type':'a3'}]}"));
+	int64_t c = customer(db, "13800138000");
+	handler_log h = {0};
+	h.db = db;
+	tu_assert_ok(db, scrm_outbox_set_handler(db, settling_handler, &h));
+	event(db, "view", c, 0);
+	/* All three were handed over: the first one's own failure did not stop
+	 * delivery, and its text is kept. */
+	ck_assert_int_eq(h.calls, 3);
+	ck_assert_int_eq(outbox_rows(db, "dead"), 1);
+	ck_assert_int_eq(outbox_rows(db, "done"), 2);
+	ck_assert_int_eq(outbox_rows(db, "leased"), 0);
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM outbox WHERE state = 'dead' AND "
+				       "last_error = 'coupon service says: no stock'"), 1);
+	ck_assert_int_eq(tu_sql_int(db, "SELECT attempts FROM outbox WHERE state = 'dead'"), 1);
+	scrm_db_close(db);
+}
+END_TEST
+
+START_TEST(test_action_keys_are_stable)
+{
+	/* Keys of stored actions must never change between releases: these
+	 * are the values the first release gave rule 'k' v1, customer 1,
+	 * event 1, action 0 and 1. */
+	scrm_db *db = open_db("k.db");
+	load(db, jq("{'id':'k','trigger':{'type':'event','event':'view'},"
+		    "'actions':[{'type':'a1'},{'type':'a2'}]}"));
+	int64_t c = customer(db, "13800138000");
+	ck_assert_int_eq(c, 1);
+	event(db, "view", c, 0);
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM outbox WHERE "
+				       "(action = 'a1' AND ikey = '45f2db95aa47471daa580a28c0c02c8e') OR "
+				       "(action = 'a2' AND ikey = 'b47ac1ce4e735fab189b6d3f9ec200eb')"), 2);
+	scrm_db_close(db);
+}
+END_TEST
+
+START_TEST(test_rule_sees_rule_tags_of_the_event)
+{
+	/* A rule tag that the event itself makes true is visible to has_tag()
+	 * in the conditions of the rules that event triggers, as the figures
+	 * are; and a rule tag reading a tag a rule action gave follows it. */
+	scrm_db *db = open_db("rt.db");
+	tu_assert_ok(db, scrm_tags_define(db, jq("{'name':'big','expr':'profile.figures.orders >= 1'}")));
+	tu_assert_ok(db, scrm_tags_define(db, jq("{'name':'welcomed'}")));
+	tu_assert_ok(db, scrm_tags_define(db, jq("{'name':'vip','expr':'has_tag(\\'welcomed\\')'}")));
+	load(db, jq("[{'id':'r','trigger':{'type':'event','event':'order'},"
+		    "'condition':'has_tag(\\'big\\')','actions':[{'type':'push'}]},"
+		    "{'id':'w','trigger':{'type':'event','event':'order'},"
+		    "'actions':[{'type':'tag.add','tag':'welcomed'}]}]"));
+	int64_t c = customer(db, "13800138000");
+	event(db, "order", c, 100);
+	ck_assert_int_eq(traced(db, "r", "fired"), 1);
+	ck_assert_int_eq(traced(db, "r", "condition_false"), 0);
+	int has = 0;
+	tu_assert_ok(db, scrm_tag_has(db, c, "vip", &has));
+	ck_assert_int_eq(has, 1);
+	scrm_db_close(db);
+}
+END_TEST
+
 /* ------------------------------------------------------------ errors */
 
 static void load_fails(scrm_db *db, const char *json, int code, const char *msg)
@@ -1757,6 +1838,9 @@ static Suite *rules_suite(void)
 	tcase_add_test(tc, test_merge_moves_caps_and_waits);
 	tcase_add_test(tc, test_trace_queries_and_erasure);
 	tcase_add_test(tc, test_event_in_batch_and_rollback);
+	tcase_add_test(tc, test_outbox_handler_settles_itself);
+	tcase_add_test(tc, test_action_keys_are_stable);
+	tcase_add_test(tc, test_rule_sees_rule_tags_of_the_event);
 	tcase_add_test(tc, test_alloc_fail_event);
 	tcase_add_test(tc, test_alloc_fail_load_and_tick);
 	suite_add_tcase(s, tc);
