@@ -536,7 +536,11 @@ SCRM_API int scrm_rules_tick(scrm_db *db, int64_t now_ms, char **summary);
 #define SCRM_RULES_TRACE_STEPS 0x1u
 
 /**
- * Trace records, newest first, as a JSON array (see above).
+ * Trace records, newest first, as a JSON array (see above). For a
+ * customer: by time, then the latest recorded first; otherwise in the
+ * order recorded, latest first (the same unless scrm_rules_tick() was
+ * given a time earlier than one already traced). A query by rule alone
+ * reads the trace from its newest end until it has `limit` records.
  * @param rule_id only this rule (NULL: any).
  * @param customer only this customer and every id merged into it (0: any).
  * @param since_ms only records at or after this time.
