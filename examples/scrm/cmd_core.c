@@ -33,11 +33,8 @@ static int cmd_init(struct cli *cli, const struct cli_cmd *cmd, int argc, char *
 
 	/* The schema version the file now has, as the library reports it. */
 	char *info = NULL;
-	rc = scrm_db_info_json(db, &info);
-	if (rc != SCRM_OK) {
-		cli_lib_error(cli, db, rc);
-		return cli_close(cli, db, CLI_EXIT_ERROR);
-	}
+	if ((rc = scrm_db_info_json(db, &info)) != SCRM_OK)
+		return cli_fail(cli, db, rc);
 	cJSON *j = cJSON_Parse(info);
 	const cJSON *sv = cJSON_GetObjectItemCaseSensitive(j, "schema_version");
 	int version = cJSON_IsNumber(sv) ? sv->valueint : scrm_schema_version();
@@ -55,14 +52,15 @@ static int cmd_init(struct cli *cli, const struct cli_cmd *cmd, int argc, char *
 	return cli_close(cli, db, CLI_EXIT_OK);
 }
 
-static int print_info_table(const char *json)
+static void print_info_table(const char *json, const void *ud)
 {
+	(void)ud;
 	cJSON *j = cJSON_Parse(json);
 	if (!cJSON_IsObject(j)) {
 		/* Not what db.h promises; show it rather than hide it. */
 		cJSON_Delete(j);
 		printf("%s\n", json);
-		return CLI_EXIT_OK;
+		return;
 	}
 	const cJSON *path = cJSON_GetObjectItemCaseSensitive(j, "path");
 	const cJSON *sv = cJSON_GetObjectItemCaseSensitive(j, "schema_version");
@@ -86,30 +84,11 @@ static int print_info_table(const char *json)
 	cJSON_ArrayForEach(t, tables)
 		printf("%-*s %12.0f\n", width, t->string, cJSON_IsNumber(t) ? t->valuedouble : 0.0);
 	cJSON_Delete(j);
-	return CLI_EXIT_OK;
 }
 
 static int cmd_info(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
 {
-	int rc = cli_parse(cli, cmd, argc, argv, NULL, NULL, 0, 0, NULL);
-	if (rc >= 0)
-		return rc;
-	scrm_db *db = cli_open(cli, false);
-	if (!db)
-		return CLI_EXIT_ERROR;
-
-	char *info = NULL;
-	rc = scrm_db_info_json(db, &info);
-	if (rc != SCRM_OK) {
-		cli_lib_error(cli, db, rc);
-		return cli_close(cli, db, CLI_EXIT_ERROR);
-	}
-	if (cli->json)
-		printf("%s\n", info);
-	else
-		print_info_table(info);
-	scrm_free(info);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	return cli_get(cli, cmd, argc, argv, NULL, scrm_db_info_json, print_info_table);
 }
 
 static const struct cli_cmd core_cmds[] = {

@@ -226,10 +226,8 @@ static int cmd_resolve(struct cli *cli, const struct cli_cmd *cmd, int argc, cha
 		return CLI_EXIT_ERROR;
 	int64_t customer;
 	rc = scrm_identity_resolve(db, pos[0], pos[1], &customer);
-	if (rc != SCRM_OK) {
-		cli_lib_error(cli, db, rc);
-		return cli_close(cli, db, CLI_EXIT_ERROR);
-	}
+	if (rc != SCRM_OK)
+		return cli_fail(cli, db, rc);
 	if (cli->json) {
 		printf("{\"kind\":");
 		cli_json_str(stdout, pos[0]);
@@ -295,9 +293,8 @@ static int cmd_customer_show(struct cli *cli, const struct cli_cmd *cmd, int arg
 	if ((rc = scrm_identity_canonical(db, id, &canon)) != SCRM_OK ||
 	    (rc = scrm_identity_list_json(db, id, &ids)) != SCRM_OK ||
 	    (rc = scrm_identity_history_json(db, id, &hist)) != SCRM_OK) {
-		cli_lib_error(cli, db, rc);
 		scrm_free(ids);
-		return cli_close(cli, db, CLI_EXIT_ERROR);
+		return cli_fail(cli, db, rc);
 	}
 	if (cli->json) {
 		printf("{\"customer\":%lld,\"canonical\":%lld,\"identifiers\":%s,\"history\":%s}\n",
@@ -331,10 +328,8 @@ static int cmd_customer_explain(struct cli *cli, const struct cli_cmd *cmd, int 
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
 	rc = dot ? scrm_identity_explain_dot(db, id, &out) : scrm_identity_explain_json(db, id, &out);
-	if (rc != SCRM_OK) {
-		cli_lib_error(cli, db, rc);
-		return cli_close(cli, db, CLI_EXIT_ERROR);
-	}
+	if (rc != SCRM_OK)
+		return cli_fail(cli, db, rc);
 	if (dot) {
 		size_t n = strlen(out);
 		fputs(out, stdout);
@@ -386,10 +381,8 @@ static int cmd_merge(struct cli *cli, const struct cli_cmd *cmd, int argc, char 
 	scrm_identity_canonical(db, a, &ca);
 	scrm_identity_canonical(db, b, &cb);
 	if ((rc = scrm_identity_merge(db, a, b, reason, &merge_id)) != SCRM_OK ||
-	    (rc = scrm_identity_canonical(db, a, &survivor)) != SCRM_OK) {
-		cli_lib_error(cli, db, rc);
-		return cli_close(cli, db, CLI_EXIT_ERROR);
-	}
+	    (rc = scrm_identity_canonical(db, a, &survivor)) != SCRM_OK)
+		return cli_fail(cli, db, rc);
 	long long absorbed = (long long)(survivor == ca ? cb : ca);
 	if (cli->json)
 		printf("{\"merge\":%lld,\"survivor\":%lld,\"absorbed\":%lld}\n", (long long)merge_id,
@@ -410,10 +403,8 @@ static int cmd_never_merge(struct cli *cli, const struct cli_cmd *cmd, int argc,
 	scrm_db *db = cli_open(cli, false);
 	if (!db)
 		return CLI_EXIT_ERROR;
-	if ((rc = scrm_identity_never_merge(db, a, b, reason)) != SCRM_OK) {
-		cli_lib_error(cli, db, rc);
-		return cli_close(cli, db, CLI_EXIT_ERROR);
-	}
+	if ((rc = scrm_identity_never_merge(db, a, b, reason)) != SCRM_OK)
+		return cli_fail(cli, db, rc);
 	if (cli->json)
 		printf("{\"never_merge\":[%lld,%lld]}\n", (long long)a, (long long)b);
 	else
@@ -432,10 +423,8 @@ static int cmd_unmerge(struct cli *cli, const struct cli_cmd *cmd, int argc, cha
 	scrm_db *db = cli_open(cli, false);
 	if (!db)
 		return CLI_EXIT_ERROR;
-	if ((rc = scrm_identity_unmerge(db, merge_id, reason, &unmerge_id)) != SCRM_OK) {
-		cli_lib_error(cli, db, rc);
-		return cli_close(cli, db, CLI_EXIT_ERROR);
-	}
+	if ((rc = scrm_identity_unmerge(db, merge_id, reason, &unmerge_id)) != SCRM_OK)
+		return cli_fail(cli, db, rc);
 	if (cli->json)
 		printf("{\"merge\":%lld,\"unmerge\":%lld}\n", (long long)merge_id, (long long)unmerge_id);
 	else
@@ -463,36 +452,25 @@ static void blocked_summary(const cJSON *kind, char *buf, size_t size)
 	}
 }
 
+static void print_kinds(const char *json, const void *ud)
+{
+	cJSON *arr = cJSON_Parse(json);
+	const cJSON *k;
+	char prio[24], limit[24], block[160];
+	(void)ud;
+	printf("%-24s %-10s %8s %6s  %s\n", "kind", "normalizer", "priority", "limit", "blocked");
+	cJSON_ArrayForEach(k, arr) {
+		blocked_summary(k, block, sizeof block);
+		printf("%-24s %-10s %8s %6s  %s\n", cli_jstr(k, "name", "?"), cli_jstr(k, "normalizer", "?"),
+		       cli_jnum(k, "priority", prio, sizeof prio), cli_jnum(k, "limit", limit, sizeof limit),
+		       block);
+	}
+	cJSON_Delete(arr);
+}
+
 static int cmd_kinds_list(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
 {
-	int rc = cli_parse(cli, cmd, argc, argv, NULL, NULL, 0, 0, NULL);
-	if (rc >= 0)
-		return rc;
-	scrm_db *db = cli_open(cli, false);
-	if (!db)
-		return CLI_EXIT_ERROR;
-	char *out = NULL;
-	if ((rc = scrm_identity_kinds_json(db, &out)) != SCRM_OK) {
-		cli_lib_error(cli, db, rc);
-		return cli_close(cli, db, CLI_EXIT_ERROR);
-	}
-	if (cli->json) {
-		printf("%s\n", out);
-	} else {
-		cJSON *arr = cJSON_Parse(out);
-		const cJSON *k;
-		char prio[24], limit[24], block[160];
-		printf("%-24s %-10s %8s %6s  %s\n", "kind", "normalizer", "priority", "limit", "blocked");
-		cJSON_ArrayForEach(k, arr) {
-			blocked_summary(k, block, sizeof block);
-			printf("%-24s %-10s %8s %6s  %s\n", cli_jstr(k, "name", "?"), cli_jstr(k, "normalizer", "?"),
-			       cli_jnum(k, "priority", prio, sizeof prio), cli_jnum(k, "limit", limit, sizeof limit),
-			       block);
-		}
-		cJSON_Delete(arr);
-	}
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	return cli_get(cli, cmd, argc, argv, NULL, scrm_identity_kinds_json, print_kinds);
 }
 
 static int cmd_kinds_show(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
@@ -505,25 +483,8 @@ static int cmd_kinds_show(struct cli *cli, const struct cli_cmd *cmd, int argc, 
 	if (!db)
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
-	if ((rc = scrm_identity_kind_get(db, name, &out)) != SCRM_OK) {
-		cli_lib_error(cli, db, rc);
-		return cli_close(cli, db, CLI_EXIT_ERROR);
-	}
-	cli_print_json(cli, out);
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
-}
-
-/* Set one kind; `what` names it in messages ("kind 2 of the array"). */
-static int set_one_kind(struct cli *cli, scrm_db *db, const char *json, const char *what)
-{
-	int rc = scrm_identity_kind_set(db, json);
-	if (rc != SCRM_OK && what)
-		fprintf(stderr, "scrm: %s: %s: %s (%s)\n", cli->cmdname, what, scrm_errmsg(db),
-			scrm_errstr(rc));
-	else if (rc != SCRM_OK)
-		cli_lib_error(cli, db, rc);
-	return rc;
+	rc = scrm_identity_kind_get(db, name, &out);
+	return cli_show(cli, db, rc, out, NULL, NULL);
 }
 
 static void print_kinds_set(struct cli *cli, const cJSON *parsed, int count)
@@ -541,60 +502,7 @@ static void print_kinds_set(struct cli *cli, const cJSON *parsed, int count)
 
 static int cmd_kinds_set(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
 {
-	const char *file = NULL, *arg = NULL;
-	const struct cli_opt opts[] = {{"file", 'f', &file, NULL}, {0}};
-	int n, rc = cli_parse(cli, cmd, argc, argv, opts, &arg, 0, 1, &n);
-	if (rc >= 0)
-		return rc;
-	if (!!n == !!file)
-		return cli_usage_error(cli, cmd, "give one JSON definition or --file FILE");
-	char *text = file ? cli_read_file(cli, file) : NULL;
-	if (file && !text)
-		return CLI_EXIT_ERROR;
-	const char *json = text ? text : arg;
-	scrm_db *db = cli_open(cli, false);
-	if (!db) {
-		free(text);
-		return CLI_EXIT_ERROR;
-	}
-
-	/* An array sets every kind in it, all or none. */
-	cJSON *parsed = cJSON_Parse(json);
-	int count = 0;
-	if (cJSON_IsArray(parsed)) {
-		const cJSON *e;
-		char what[160];
-		rc = scrm_db_begin(db);
-		if (rc != SCRM_OK)
-			cli_lib_error(cli, db, rc);
-		cJSON_ArrayForEach(e, parsed) {
-			if (rc != SCRM_OK)
-				break;
-			char *one = cJSON_PrintUnformatted(e);
-			snprintf(what, sizeof what, "kind %d of the array (\"%.100s\")", count + 1,
-				 cli_jstr(e, "name", "?"));
-			rc = one ? set_one_kind(cli, db, one, what) : SCRM_NOMEM;
-			if (!one)
-				cli_error(cli, "out of memory");
-			cJSON_free(one);
-			count++;
-		}
-		if (rc == SCRM_OK && (rc = scrm_db_commit(db)) != SCRM_OK)
-			cli_lib_error(cli, db, rc);
-		if (rc != SCRM_OK && scrm_db_batch_depth(db) > 0) {
-			scrm_db_rollback(db);
-			fprintf(stderr, "scrm: %s: no kind was changed\n", cli->cmdname);
-		}
-	} else {
-		/* Pass the text unchanged so that parse errors point into it. */
-		rc = set_one_kind(cli, db, json, NULL);
-		count = 1;
-	}
-	if (rc == SCRM_OK)
-		print_kinds_set(cli, parsed, count);
-	cJSON_Delete(parsed);
-	free(text);
-	return cli_close(cli, db, rc == SCRM_OK ? CLI_EXIT_OK : CLI_EXIT_ERROR);
+	return cli_define(cli, cmd, argc, argv, "kind", scrm_identity_kind_set, print_kinds_set);
 }
 
 static int cmd_kinds_normalize(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
@@ -607,10 +515,8 @@ static int cmd_kinds_normalize(struct cli *cli, const struct cli_cmd *cmd, int a
 	if (!db)
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
-	if ((rc = scrm_identity_normalize(db, pos[0], pos[1], &out)) != SCRM_OK) {
-		cli_lib_error(cli, db, rc);
-		return cli_close(cli, db, CLI_EXIT_ERROR);
-	}
+	if ((rc = scrm_identity_normalize(db, pos[0], pos[1], &out)) != SCRM_OK)
+		return cli_fail(cli, db, rc);
 	if (cli->json) {
 		printf("{\"kind\":");
 		cli_json_str(stdout, pos[0]);

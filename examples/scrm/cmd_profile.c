@@ -98,8 +98,10 @@ static int cmd_event_add(struct cli *cli, const struct cli_cmd *cmd, int argc, c
 	return cli_close(cli, db, CLI_EXIT_OK);
 }
 
-static void print_events(int64_t customer, const cJSON *events)
+static void print_events(const char *json, const void *ud)
 {
+	int64_t customer = *(const int64_t *)ud;
+	cJSON *events = cJSON_Parse(json);
 	const cJSON *e;
 	char at[40], money[48];
 	printf("events of customer %lld (%d):\n", (long long)customer, cJSON_GetArraySize(events));
@@ -119,6 +121,7 @@ static void print_events(int64_t customer, const cJSON *events)
 			printf("  (refund of %s)", of);
 		putchar('\n');
 	}
+	cJSON_Delete(events);
 }
 
 static int cmd_event_list(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
@@ -141,17 +144,8 @@ static int cmd_event_list(struct cli *cli, const struct cli_cmd *cmd, int argc, 
 	if (!db)
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
-	if ((rc = scrm_profile_events_json(db, customer, since, (int)limit, &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	if (cli->json) {
-		printf("%s\n", out);
-	} else {
-		cJSON *arr = cJSON_Parse(out);
-		print_events(customer, arr);
-		cJSON_Delete(arr);
-	}
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	rc = scrm_profile_events_json(db, customer, since, (int)limit, &out);
+	return cli_show(cli, db, rc, out, print_events, &customer);
 }
 
 static const struct cli_cmd event_subs[] = {
@@ -418,6 +412,18 @@ static int cmd_profile_show(struct cli *cli, const struct cli_cmd *cmd, int argc
 	return cli_close(cli, db, CLI_EXIT_OK);
 }
 
+/* A string as it is, any other value as the library wrote it. */
+static void print_attribute(const char *json, const void *ud)
+{
+	cJSON *v = cJSON_Parse(json);
+	(void)ud;
+	if (cJSON_IsString(v))
+		printf("%s\n", v->valuestring);
+	else
+		printf("%s\n", json); /* exact: numbers keep every digit */
+	cJSON_Delete(v);
+}
+
 static int cmd_profile_get(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
 {
 	const char *pos[2];
@@ -429,16 +435,8 @@ static int cmd_profile_get(struct cli *cli, const struct cli_cmd *cmd, int argc,
 	if (!db)
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
-	if ((rc = scrm_profile_get(db, customer, pos[1], &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	cJSON *v = cli->json ? NULL : cJSON_Parse(out);
-	if (cJSON_IsString(v))
-		printf("%s\n", v->valuestring);
-	else
-		printf("%s\n", out); /* exact: numbers keep every digit */
-	cJSON_Delete(v);
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	rc = scrm_profile_get(db, customer, pos[1], &out);
+	return cli_show(cli, db, rc, out, print_attribute, NULL);
 }
 
 /* "name" of "name=value" (or of a bare name) into buf. */
@@ -672,8 +670,9 @@ static const struct cli_cmd profile_subs[] = {
 
 /* ---------------------------------------------------------------------- rfm */
 
-static void print_refresh(const char *json)
+static void print_refresh(const char *json, const void *ud)
 {
+	(void)ud;
 	cJSON *s = cJSON_Parse(json);
 	const cJSON *lc = cJSON_GetObjectItemCaseSensitive(s, "lifecycle");
 	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(s, "seconds");
@@ -691,44 +690,12 @@ static void print_refresh(const char *json)
 
 static int cmd_rfm_refresh(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
 {
-	const char *now_s = NULL;
-	int64_t now = 0;
-	const struct cli_opt opts[] = {{"now", 0, &now_s, NULL}, {0}};
-	int rc = cli_parse(cli, cmd, argc, argv, opts, NULL, 0, 0, NULL);
-	if (rc >= 0 || (now_s && (rc = cli_parse_time(cli, cmd, "--now", now_s, &now)) >= 0))
-		return rc;
-	if (now_s && now == 0)
-		return cli_usage_error(cli, cmd, "--now must be after the epoch");
-	scrm_db *db = cli_open(cli, false);
-	if (!db)
-		return CLI_EXIT_ERROR;
-	char *out = NULL;
-	if ((rc = scrm_profile_rfm_refresh(db, now, &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	if (cli->json)
-		printf("%s\n", out);
-	else
-		print_refresh(out);
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	return cli_run_at(cli, cmd, argc, argv, scrm_profile_rfm_refresh, print_refresh);
 }
 
 static int cmd_rfm_config(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
 {
-	const char *json = NULL;
-	int n, rc = cli_parse(cli, cmd, argc, argv, NULL, &json, 0, 1, &n);
-	if (rc >= 0)
-		return rc;
-	scrm_db *db = cli_open(cli, false);
-	if (!db)
-		return CLI_EXIT_ERROR;
-	char *out = NULL;
-	if ((n && (rc = scrm_profile_config_set(db, json)) != SCRM_OK) ||
-	    (rc = scrm_profile_config_json(db, &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	cli_print_json(cli, out);
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	return cli_get(cli, cmd, argc, argv, scrm_profile_config_set, scrm_profile_config_json, NULL);
 }
 
 static const struct cli_cmd rfm_subs[] = {

@@ -176,8 +176,9 @@ static const struct cli_cmd expr_subs[] = {
 
 /* --------------------------------------------------------------------- rules */
 
-static void print_load_report(const char *json)
+static void print_load_report(const char *json, const void *ud)
 {
+	(void)ud;
 	cJSON *r = cJSON_Parse(json);
 	const cJSON *e;
 	char v[24];
@@ -213,16 +214,12 @@ static int cmd_rules_load(struct cli *cli, const struct cli_cmd *cmd, int argc, 
 		fprintf(stderr, "scrm: %s: no rule was changed\n", cli->cmdname);
 		return cli_close(cli, db, CLI_EXIT_ERROR);
 	}
-	if (cli->json)
-		printf("%s\n", report);
-	else
-		print_load_report(report);
-	scrm_free(report);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	return cli_show(cli, db, rc, report, print_load_report, NULL);
 }
 
-static void print_rules_list(const char *json)
+static void print_rules_list(const char *json, const void *ud)
 {
+	(void)ud;
 	cJSON *arr = cJSON_Parse(json);
 	const cJSON *e;
 	char n[24], at[40];
@@ -249,21 +246,7 @@ static void print_rules_list(const char *json)
 
 static int cmd_rules_list(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
 {
-	int rc = cli_parse(cli, cmd, argc, argv, NULL, NULL, 0, 0, NULL);
-	if (rc >= 0)
-		return rc;
-	scrm_db *db = cli_open(cli, false);
-	if (!db)
-		return CLI_EXIT_ERROR;
-	char *out = NULL;
-	if ((rc = scrm_rules_list_json(db, &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	if (cli->json)
-		printf("%s\n", out);
-	else
-		print_rules_list(out);
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	return cli_get(cli, cmd, argc, argv, NULL, scrm_rules_list_json, print_rules_list);
 }
 
 static int cmd_rules_show(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
@@ -278,11 +261,8 @@ static int cmd_rules_show(struct cli *cli, const struct cli_cmd *cmd, int argc, 
 	if (!db)
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
-	if ((rc = scrm_rules_get_json(db, id, version, &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	cli_print_json(cli, out);
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	rc = scrm_rules_get_json(db, id, version, &out);
+	return cli_show(cli, db, rc, out, NULL, NULL);
 }
 
 /* enable, disable, remove: one rule id, one library call, one line of output. */
@@ -329,20 +309,7 @@ static int cmd_rules_remove(struct cli *cli, const struct cli_cmd *cmd, int argc
 
 static int cmd_rules_config(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
 {
-	const char *json = NULL;
-	int n, rc = cli_parse(cli, cmd, argc, argv, NULL, &json, 0, 1, &n);
-	if (rc >= 0)
-		return rc;
-	scrm_db *db = cli_open(cli, false);
-	if (!db)
-		return CLI_EXIT_ERROR;
-	char *out = NULL;
-	if ((n && (rc = scrm_rules_config_set(db, json)) != SCRM_OK) ||
-	    (rc = scrm_rules_config_json(db, &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	cli_print_json(cli, out);
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	return cli_get(cli, cmd, argc, argv, scrm_rules_config_set, scrm_rules_config_json, NULL);
 }
 
 static const struct cli_cmd rules_subs[] = {
@@ -372,46 +339,33 @@ static const struct cli_cmd rules_subs[] = {
 
 /* ---------------------------------------------------------------------- tick */
 
+static void print_tick(const char *json, const void *ud)
+{
+	static const char *const keys[][2] = {
+		{"scheduled", "date schedules made"}, {"absence", "absence waits fired"},
+		{"date", "date occurrences fired"},   {"deferred", "held firings delivered"},
+		{"dropped", "held firings dropped"},
+	};
+	cJSON *s = cJSON_Parse(json);
+	char n[24], at[40];
+	(void)ud;
+	printf("%-12s%s\n", "tick at", cli_jtime(s, "now", at, sizeof at));
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		printf("%-12s%10s   %s\n", keys[i][0], cli_jnum(s, keys[i][0], n, sizeof n),
+		       keys[i][1]);
+	cJSON_Delete(s);
+}
+
 static int cmd_tick(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
 {
-	const char *now_s = NULL;
-	int64_t now = 0;
-	const struct cli_opt opts[] = {{"now", 0, &now_s, NULL}, {0}};
-	int rc = cli_parse(cli, cmd, argc, argv, opts, NULL, 0, 0, NULL);
-	if (rc >= 0 || (now_s && (rc = cli_parse_time(cli, cmd, "--now", now_s, &now)) >= 0))
-		return rc;
-	if (now_s && now == 0)
-		return cli_usage_error(cli, cmd, "--now must be after the epoch");
-	scrm_db *db = cli_open(cli, false);
-	if (!db)
-		return CLI_EXIT_ERROR;
-	char *out = NULL;
-	if ((rc = scrm_rules_tick(db, now, &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	if (cli->json) {
-		printf("%s\n", out);
-	} else {
-		static const char *const keys[][2] = {
-			{"scheduled", "date schedules made"}, {"absence", "absence waits fired"},
-			{"date", "date occurrences fired"},   {"deferred", "held firings delivered"},
-			{"dropped", "held firings dropped"},
-		};
-		cJSON *s = cJSON_Parse(out);
-		char n[24], at[40];
-		printf("%-12s%s\n", "tick at", cli_jtime(s, "now", at, sizeof at));
-		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-			printf("%-12s%10s   %s\n", keys[i][0], cli_jnum(s, keys[i][0], n, sizeof n),
-			       keys[i][1]);
-		cJSON_Delete(s);
-	}
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	return cli_run_at(cli, cmd, argc, argv, scrm_rules_tick, print_tick);
 }
 
 /* --------------------------------------------------------------------- trace */
 
-static void print_trace(const char *json, bool steps)
+static void print_trace(const char *json, const void *ud)
 {
+	bool steps = *(const bool *)ud;
 	cJSON *arr = cJSON_Parse(json);
 	const cJSON *e;
 	char at[40], n[24], c[24];
@@ -464,14 +418,7 @@ static int trace_run(struct cli *cli, const struct cli_cmd *cmd, int argc, char 
 	char *out = NULL;
 	rc = scrm_rules_trace_json(db, by_rule ? arg : NULL, customer, since, limit,
 				   steps ? SCRM_RULES_TRACE_STEPS : 0, &out);
-	if (rc != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	if (cli->json)
-		printf("%s\n", out);
-	else
-		print_trace(out, steps);
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	return cli_show(cli, db, rc, out, print_trace, &steps);
 }
 
 static int cmd_trace_customer(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
@@ -502,8 +449,9 @@ static const struct cli_cmd trace_subs[] = {
 
 /* -------------------------------------------------------------------- outbox */
 
-static void print_actions(const char *json)
+static void print_actions(const char *json, const void *ud)
 {
+	(void)ud;
 	cJSON *arr = cJSON_Parse(json);
 	const cJSON *e;
 	char id[24], c[24], v[24], a[24], at[40];
@@ -554,14 +502,8 @@ static int cmd_outbox_take(struct cli *cli, const struct cli_cmd *cmd, int argc,
 	if (!db)
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
-	if ((rc = scrm_outbox_take(db, (int)max, lease, &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	if (cli->json)
-		printf("%s\n", out);
-	else
-		print_actions(out);
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	rc = scrm_outbox_take(db, (int)max, lease, &out);
+	return cli_show(cli, db, rc, out, print_actions, NULL);
 }
 
 #define MAX_ACK_IDS 1000
@@ -675,14 +617,8 @@ static int cmd_outbox_list(struct cli *cli, const struct cli_cmd *cmd, int argc,
 	if (!db)
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
-	if ((rc = scrm_outbox_list_json(db, state, customer, limit, &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	if (cli->json)
-		printf("%s\n", out);
-	else
-		print_actions(out);
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	rc = scrm_outbox_list_json(db, state, customer, limit, &out);
+	return cli_show(cli, db, rc, out, print_actions, NULL);
 }
 
 static const struct cli_cmd outbox_subs[] = {

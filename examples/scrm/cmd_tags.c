@@ -15,18 +15,6 @@
 
 /* ---------------------------------------------------------------------- tags */
 
-/* Define one tag; `what` names it in messages ("tag 2 of the array"). */
-static int define_one(struct cli *cli, scrm_db *db, const char *json, const char *what)
-{
-	int rc = scrm_tags_define(db, json);
-	if (rc != SCRM_OK && what)
-		fprintf(stderr, "scrm: %s: %s: %s (%s)\n", cli->cmdname, what, scrm_errmsg(db),
-			scrm_errstr(rc));
-	else if (rc != SCRM_OK)
-		cli_lib_error(cli, db, rc);
-	return rc;
-}
-
 static void print_defined(const cJSON *t)
 {
 	const char *expr = cli_jstr(t, "expr", NULL);
@@ -39,69 +27,22 @@ static void print_defined(const cJSON *t)
 	putchar('\n');
 }
 
+static void print_tags_defined(struct cli *cli, const cJSON *parsed, int count)
+{
+	const cJSON *e;
+	if (cli->json) {
+		printf("{\"tags_defined\":%d}\n", count);
+	} else if (cJSON_IsArray(parsed)) {
+		cJSON_ArrayForEach(e, parsed)
+			print_defined(e);
+	} else {
+		print_defined(parsed);
+	}
+}
+
 static int cmd_tags_define(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
 {
-	const char *file = NULL, *arg = NULL;
-	const struct cli_opt opts[] = {{"file", 'f', &file, NULL}, {0}};
-	int n, rc = cli_parse(cli, cmd, argc, argv, opts, &arg, 0, 1, &n);
-	if (rc >= 0)
-		return rc;
-	if (!!n == !!file)
-		return cli_usage_error(cli, cmd, "give one JSON definition or --file FILE");
-	char *text = file ? cli_read_file(cli, file) : NULL;
-	if (file && !text)
-		return CLI_EXIT_ERROR;
-	const char *json = text ? text : arg;
-	scrm_db *db = cli_open(cli, false);
-	if (!db) {
-		free(text);
-		return CLI_EXIT_ERROR;
-	}
-	/* An array defines every tag in it, all or none. */
-	cJSON *parsed = cJSON_Parse(json);
-	int count = 0;
-	if (cJSON_IsArray(parsed)) {
-		const cJSON *e;
-		char what[160];
-		if ((rc = scrm_db_begin(db)) != SCRM_OK)
-			cli_lib_error(cli, db, rc);
-		cJSON_ArrayForEach(e, parsed) {
-			if (rc != SCRM_OK)
-				break;
-			char *one = cJSON_PrintUnformatted(e);
-			snprintf(what, sizeof what, "tag %d of the array (\"%.100s\")", count + 1,
-				 cli_jstr(e, "name", "?"));
-			rc = one ? define_one(cli, db, one, what) : SCRM_NOMEM;
-			if (!one)
-				cli_error(cli, "out of memory");
-			cJSON_free(one);
-			count++;
-		}
-		if (rc == SCRM_OK && (rc = scrm_db_commit(db)) != SCRM_OK)
-			cli_lib_error(cli, db, rc);
-		if (rc != SCRM_OK && scrm_db_batch_depth(db) > 0) {
-			scrm_db_rollback(db);
-			fprintf(stderr, "scrm: %s: no tag was changed\n", cli->cmdname);
-		}
-	} else {
-		/* The text unchanged, so that parse errors point into it. */
-		rc = define_one(cli, db, json, NULL);
-		count = 1;
-	}
-	if (rc == SCRM_OK) {
-		if (cli->json) {
-			printf("{\"tags_defined\":%d}\n", count);
-		} else if (cJSON_IsArray(parsed)) {
-			const cJSON *e;
-			cJSON_ArrayForEach(e, parsed)
-				print_defined(e);
-		} else {
-			print_defined(parsed);
-		}
-	}
-	cJSON_Delete(parsed);
-	free(text);
-	return cli_close(cli, db, rc == SCRM_OK ? CLI_EXIT_OK : CLI_EXIT_ERROR);
+	return cli_define(cli, cmd, argc, argv, "tag", scrm_tags_define, print_tags_defined);
 }
 
 static int cmd_tags_group(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
@@ -130,8 +71,9 @@ static int cmd_tags_group(struct cli *cli, const struct cli_cmd *cmd, int argc, 
 	return cli_close(cli, db, CLI_EXIT_OK);
 }
 
-static void print_tags_list(const char *json)
+static void print_tags_list(const char *json, const void *ud)
 {
+	(void)ud;
 	cJSON *j = cJSON_Parse(json);
 	const cJSON *e;
 	char n[24];
@@ -167,21 +109,26 @@ static void print_tags_list(const char *json)
 
 static int cmd_tags_list(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
 {
-	int rc = cli_parse(cli, cmd, argc, argv, NULL, NULL, 0, 0, NULL);
-	if (rc >= 0)
-		return rc;
-	scrm_db *db = cli_open(cli, false);
-	if (!db)
-		return CLI_EXIT_ERROR;
-	char *out = NULL;
-	if ((rc = scrm_tags_list_json(db, &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	if (cli->json)
-		printf("%s\n", out);
-	else
-		print_tags_list(out);
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	return cli_get(cli, cmd, argc, argv, NULL, scrm_tags_list_json, print_tags_list);
+}
+
+static void print_refresh(const char *json, const void *ud)
+{
+	cJSON *s = cJSON_Parse(json);
+	const cJSON *e;
+	char h[24], a[24], r[24], v[24];
+	(void)ud;
+	printf("%-20s %4s %10s %8s %8s\n", "rule tag", "ver", "holders", "added", "removed");
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(s, "tags")) {
+		cli_pad(stdout, e->string, 21);
+		printf("%4s %10s %8s %8s\n", cli_jnum(e, "version", v, sizeof v),
+		       cli_jnum(e, "holders", h, sizeof h), cli_jnum(e, "added", a, sizeof a),
+		       cli_jnum(e, "removed", r, sizeof r));
+	}
+	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(s, "seconds");
+	printf("%s customers evaluated in %.2f s\n", cli_jnum(s, "customers", h, sizeof h),
+	       cJSON_IsNumber(sec) ? sec->valuedouble : 0.0);
+	cJSON_Delete(s);
 }
 
 static int cmd_tags_refresh(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
@@ -194,28 +141,8 @@ static int cmd_tags_refresh(struct cli *cli, const struct cli_cmd *cmd, int argc
 	if (!db)
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
-	if ((rc = scrm_tags_refresh(db, n ? tag : NULL, &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	if (cli->json) {
-		printf("%s\n", out);
-	} else {
-		cJSON *s = cJSON_Parse(out);
-		const cJSON *e;
-		char h[24], a[24], r[24], v[24];
-		printf("%-20s %4s %10s %8s %8s\n", "rule tag", "ver", "holders", "added", "removed");
-		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(s, "tags")) {
-			cli_pad(stdout, e->string, 21);
-			printf("%4s %10s %8s %8s\n", cli_jnum(e, "version", v, sizeof v),
-			       cli_jnum(e, "holders", h, sizeof h), cli_jnum(e, "added", a, sizeof a),
-			       cli_jnum(e, "removed", r, sizeof r));
-		}
-		const cJSON *sec = cJSON_GetObjectItemCaseSensitive(s, "seconds");
-		printf("%s customers evaluated in %.2f s\n", cli_jnum(s, "customers", h, sizeof h),
-		       cJSON_IsNumber(sec) ? sec->valuedouble : 0.0);
-		cJSON_Delete(s);
-	}
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	rc = scrm_tags_refresh(db, n ? tag : NULL, &out);
+	return cli_show(cli, db, rc, out, print_refresh, NULL);
 }
 
 /* "actor alice", "rule vip_upgrade v3" from a tag source object. */
@@ -232,6 +159,24 @@ static void print_source(const cJSON *src)
 		cli_print_value(stdout, src);
 }
 
+static void print_customer_tags(const char *json, const void *ud)
+{
+	int64_t customer = *(const int64_t *)ud;
+	cJSON *arr = cJSON_Parse(json);
+	const cJSON *e;
+	char at[40];
+	printf("tags of customer %lld (%d):\n", (long long)customer, cJSON_GetArraySize(arr));
+	cJSON_ArrayForEach(e, arr) {
+		fputs("  ", stdout);
+		cli_pad(stdout, cli_jstr(e, "tag", "?"), 20);
+		cli_pad(stdout, cli_jstr(e, "group", "-"), 14);
+		cli_pad(stdout, cli_jtime(e, "at", at, sizeof at), 22);
+		print_source(cJSON_GetObjectItemCaseSensitive(e, "source"));
+		putchar('\n');
+	}
+	cJSON_Delete(arr);
+}
+
 static int cmd_tags_show(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
 {
 	const char *arg;
@@ -243,27 +188,32 @@ static int cmd_tags_show(struct cli *cli, const struct cli_cmd *cmd, int argc, c
 	if (!db)
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
-	if ((rc = scrm_tags_customer_json(db, customer, &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	if (cli->json) {
-		printf("%s\n", out);
-	} else {
-		cJSON *arr = cJSON_Parse(out);
-		const cJSON *e;
-		char at[40];
-		printf("tags of customer %lld (%d):\n", (long long)customer, cJSON_GetArraySize(arr));
-		cJSON_ArrayForEach(e, arr) {
-			fputs("  ", stdout);
-			cli_pad(stdout, cli_jstr(e, "tag", "?"), 20);
-			cli_pad(stdout, cli_jstr(e, "group", "-"), 14);
-			cli_pad(stdout, cli_jtime(e, "at", at, sizeof at), 22);
-			print_source(cJSON_GetObjectItemCaseSensitive(e, "source"));
-			putchar('\n');
-		}
-		cJSON_Delete(arr);
+	rc = scrm_tags_customer_json(db, customer, &out);
+	return cli_show(cli, db, rc, out, print_customer_tags, &customer);
+}
+
+static void print_tag_history(const char *json, const void *ud)
+{
+	int64_t customer = *(const int64_t *)ud;
+	cJSON *arr = cJSON_Parse(json);
+	const cJSON *e;
+	char at[40], c[24];
+	printf("tag changes of customer %lld (%d):\n", (long long)customer, cJSON_GetArraySize(arr));
+	cJSON_ArrayForEach(e, arr) {
+		fputs("  ", stdout);
+		cli_pad(stdout, cli_jtime(e, "at", at, sizeof at), 22);
+		cli_pad(stdout, cli_jstr(e, "op", "?"), 7);
+		cli_pad(stdout, cli_jstr(e, "tag", "?"), 20);
+		print_source(cJSON_GetObjectItemCaseSensitive(e, "source"));
+		const char *reason = cli_jstr(e, "reason", NULL);
+		if (reason)
+			printf("  (%s)", reason);
+		cli_jnum(e, "customer", c, sizeof c);
+		if (strtoll(c, NULL, 10) != customer)
+			printf("  [as customer %s]", c);
+		putchar('\n');
 	}
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	cJSON_Delete(arr);
 }
 
 static int cmd_tags_history(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
@@ -281,34 +231,8 @@ static int cmd_tags_history(struct cli *cli, const struct cli_cmd *cmd, int argc
 	if (!db)
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
-	if ((rc = scrm_tags_history_json(db, customer, (int)limit, &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	if (cli->json) {
-		printf("%s\n", out);
-	} else {
-		cJSON *arr = cJSON_Parse(out);
-		const cJSON *e;
-		char at[40], c[24];
-		printf("tag changes of customer %lld (%d):\n", (long long)customer,
-		       cJSON_GetArraySize(arr));
-		cJSON_ArrayForEach(e, arr) {
-			fputs("  ", stdout);
-			cli_pad(stdout, cli_jtime(e, "at", at, sizeof at), 22);
-			cli_pad(stdout, cli_jstr(e, "op", "?"), 7);
-			cli_pad(stdout, cli_jstr(e, "tag", "?"), 20);
-			print_source(cJSON_GetObjectItemCaseSensitive(e, "source"));
-			const char *reason = cli_jstr(e, "reason", NULL);
-			if (reason)
-				printf("  (%s)", reason);
-			cli_jnum(e, "customer", c, sizeof c);
-			if (strtoll(c, NULL, 10) != customer)
-				printf("  [as customer %s]", c);
-			putchar('\n');
-		}
-		cJSON_Delete(arr);
-	}
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	rc = scrm_tags_history_json(db, customer, (int)limit, &out);
+	return cli_show(cli, db, rc, out, print_tag_history, &customer);
 }
 
 /* tag add / tag remove */
@@ -487,6 +411,21 @@ static int cmd_segment_export(struct cli *cli, const struct cli_cmd *cmd, int ar
 	return cli_close(cli, db, status);
 }
 
+static void print_plan(const char *json, const void *ud)
+{
+	cJSON *j = cJSON_Parse(json);
+	const char *plan = cli_jstr(j, "plan", "?");
+	(void)ud;
+	printf("plan  %s%s\n", plan,
+	       !strcmp(plan, "sql") ? " (one SQL query)" : " (customer by customer)");
+	const char *sql = cli_jstr(j, "sql", NULL), *why = cli_jstr(j, "why", NULL);
+	if (sql)
+		printf("sql   %s\n", sql);
+	if (why)
+		printf("why   %s\n", why);
+	cJSON_Delete(j);
+}
+
 static int cmd_segment_explain(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv)
 {
 	const char *expr;
@@ -497,24 +436,8 @@ static int cmd_segment_explain(struct cli *cli, const struct cli_cmd *cmd, int a
 	if (!db)
 		return CLI_EXIT_ERROR;
 	char *out = NULL;
-	if ((rc = scrm_segment_explain_json(db, expr, &out)) != SCRM_OK)
-		return cli_fail(cli, db, rc);
-	if (cli->json) {
-		printf("%s\n", out);
-	} else {
-		cJSON *j = cJSON_Parse(out);
-		const char *plan = cli_jstr(j, "plan", "?");
-		printf("plan  %s%s\n", plan,
-		       !strcmp(plan, "sql") ? " (one SQL query)" : " (customer by customer)");
-		const char *sql = cli_jstr(j, "sql", NULL), *why = cli_jstr(j, "why", NULL);
-		if (sql)
-			printf("sql   %s\n", sql);
-		if (why)
-			printf("why   %s\n", why);
-		cJSON_Delete(j);
-	}
-	scrm_free(out);
-	return cli_close(cli, db, CLI_EXIT_OK);
+	rc = scrm_segment_explain_json(db, expr, &out);
+	return cli_show(cli, db, rc, out, print_plan, NULL);
 }
 
 #define SEGMENT_NOTE \

@@ -146,33 +146,42 @@ int cli_parse(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
 	return -1;
 }
 
-int cli_run_subcommand(struct cli *cli, const struct cli_cmd *group, int argc, char **argv)
+int cli_leading_options(struct cli *cli, const struct cli_cmd *group, int argc, char **argv,
+			int *i, bool *help)
 {
-	bool help = false;
-	int i;
-
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
+	for (; *i < argc; ++*i) {
+		const char *a = argv[*i];
 		if (a[0] != '-' || a[1] == '\0')
 			break;
 		if (!strcmp(a, "--")) {
-			i++;
+			++*i;
 			break;
 		}
-		switch (cli_global_option(cli, argc, argv, &i)) {
+		switch (cli_global_option(cli, argc, argv, i)) {
 		case CLI_GLOBAL_TAKEN:
 			continue;
 		case CLI_GLOBAL_HELP:
-			help = true;
+			*help = true;
 			continue;
 		case CLI_GLOBAL_VERSION:
 			return cli_print_version(cli);
 		case CLI_GLOBAL_NOARG:
 			return cli_usage_error(cli, group, "option '%s' needs an argument", a);
 		case CLI_GLOBAL_NONE:
-			return cli_usage_error(cli, group, "unknown option '%s' (options go after the subcommand)", a);
+			return cli_usage_error(cli, group, "unknown option '%s'%s", a,
+					       group ? " (options go after the subcommand)" : "");
 		}
 	}
+	return -1;
+}
+
+int cli_run_subcommand(struct cli *cli, const struct cli_cmd *group, int argc, char **argv)
+{
+	bool help = false;
+	int i = 1;
+	int rc = cli_leading_options(cli, group, argc, argv, &i, &help);
+	if (rc >= 0)
+		return rc;
 	if (i >= argc) {
 		if (help) {
 			cli_print_help(stdout, group);
@@ -439,6 +448,56 @@ int cli_fail(struct cli *cli, scrm_db *db, int rc)
 {
 	cli_lib_error(cli, db, rc);
 	return cli_close(cli, db, CLI_EXIT_ERROR);
+}
+
+int cli_show(struct cli *cli, scrm_db *db, int rc, char *out, cli_show_fn show, const void *ud)
+{
+	if (rc != SCRM_OK) {
+		scrm_free(out);
+		return cli_fail(cli, db, rc);
+	}
+	if (cli->json || !show)
+		cli_print_json(cli, out);
+	else
+		show(out, ud);
+	scrm_free(out);
+	return cli_close(cli, db, CLI_EXIT_OK);
+}
+
+int cli_get(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
+	    int (*set)(scrm_db *db, const char *json), int (*get)(scrm_db *db, char **out),
+	    cli_show_fn show)
+{
+	const char *json = NULL;
+	int n, rc = cli_parse(cli, cmd, argc, argv, NULL, &json, 0, set ? 1 : 0, &n);
+	if (rc >= 0)
+		return rc;
+	scrm_db *db = cli_open(cli, false);
+	if (!db)
+		return CLI_EXIT_ERROR;
+	char *out = NULL;
+	if (!n || (rc = set(db, json)) == SCRM_OK)
+		rc = get(db, &out);
+	return cli_show(cli, db, rc, out, show, NULL);
+}
+
+int cli_run_at(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
+	       int (*run)(scrm_db *db, int64_t now, char **out), cli_show_fn show)
+{
+	const char *now_s = NULL;
+	int64_t now = 0;
+	const struct cli_opt opts[] = {{"now", 0, &now_s, NULL}, {0}};
+	int rc = cli_parse(cli, cmd, argc, argv, opts, NULL, 0, 0, NULL);
+	if (rc >= 0 || (now_s && (rc = cli_parse_time(cli, cmd, "--now", now_s, &now)) >= 0))
+		return rc;
+	if (now_s && now == 0)
+		return cli_usage_error(cli, cmd, "--now must be after the epoch");
+	scrm_db *db = cli_open(cli, false);
+	if (!db)
+		return CLI_EXIT_ERROR;
+	char *out = NULL;
+	rc = run(db, now, &out);
+	return cli_show(cli, db, rc, out, show, NULL);
 }
 
 /* -------------------------------------------------------------------- errors */

@@ -85,6 +85,16 @@ enum cli_global {
 /* Recognise a global option at argv[*i]; used by main.c and the parsers. */
 enum cli_global cli_global_option(struct cli *cli, int argc, char **argv, int *i);
 
+/*
+ * The global options before a command word (`group` NULL, for main.c) or
+ * before the subcommand word of `group`: from argv[*i] up to the first word
+ * that is not an option, or past "--"; *i is left at that word. --help sets
+ * *help. Returns -1 to go on, or an exit code: 0 after --version was
+ * printed, CLI_EXIT_USAGE after a usage error was printed.
+ */
+int cli_leading_options(struct cli *cli, const struct cli_cmd *group, int argc, char **argv,
+			int *i, bool *help);
+
 /* Run the subcommand named by the first non-option word of argv. */
 int cli_run_subcommand(struct cli *cli, const struct cli_cmd *group, int argc, char **argv);
 
@@ -133,6 +143,33 @@ int cli_close(struct cli *cli, scrm_db *db, int rc);
 
 /* Report the library's refusal (cli_lib_error) and close the database. Returns CLI_EXIT_ERROR. */
 int cli_fail(struct cli *cli, scrm_db *db, int rc);
+
+/* Shows the library's JSON for reading (without --json); `ud` as given to cli_show(). */
+typedef void (*cli_show_fn)(const char *json, const void *ud);
+
+/*
+ * The end of a command that asked the library for JSON text `out`: when rc
+ * is not SCRM_OK, cli_fail(); else `out` as it came with --json, else
+ * through `show` (cli_print_json() when NULL). Frees `out` and closes the
+ * database. Returns the exit code.
+ */
+int cli_show(struct cli *cli, scrm_db *db, int rc, char *out, cli_show_fn show, const void *ud);
+
+/*
+ * A command that shows what `get` returns (cli_show()). Without `set` it
+ * takes no argument ("tags list"); with `set`, an optional JSON argument
+ * applied first ("rules config [JSON]").
+ */
+int cli_get(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
+	    int (*set)(scrm_db *db, const char *json), int (*get)(scrm_db *db, char **out),
+	    cli_show_fn show);
+
+/*
+ * A "[--now T]" command: open the database, `run` as of T (0, the clock,
+ * without --now) and show the summary it returns.
+ */
+int cli_run_at(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv,
+	       int (*run)(scrm_db *db, int64_t now, char **out), cli_show_fn show);
 
 /* -------------------------------------------------------------------- errors */
 
@@ -225,6 +262,17 @@ int cli_load_lines(struct cli *cli, scrm_db *db, struct cli_load *l, cli_line_fn
 
 /* The members "lines", "rejected", "rejects", "seconds", "stopped_at_line" of a JSON summary. */
 void cli_load_json(FILE *f, const struct cli_load *l);
+
+/*
+ * A "define JSON | --file FILE" command: one definition, or an array of
+ * them applied in one transaction, all or none, each with `apply`. `noun`
+ * names one in messages ("tag 2 of the array", "no tag was changed"). On
+ * success `report` prints the outcome: `parsed` is the definition as parsed
+ * (or NULL), `count` how many were applied.
+ */
+int cli_define(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv, const char *noun,
+	       int (*apply)(scrm_db *db, const char *json),
+	       void (*report)(struct cli *cli, const struct cJSON *parsed, int count));
 
 /* The "rejected  N   (lines 3, 7)" line of a human summary. */
 void cli_load_rejected_line(FILE *f, const struct cli_load *l);

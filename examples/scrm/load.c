@@ -1,11 +1,14 @@
 /*
  * scrm — the JSON-lines loader every import command shares: batches of
  * lines per transaction, bad lines counted and skipped, a progress line,
- * and a clean stop (whole batches kept) on errors that end the run.
+ * and a clean stop (whole batches kept) on errors that end the run; and the
+ * definitions commands share (one JSON definition, or an array all or none).
  */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cJSON.h>
 
 #include "common.h"
 
@@ -160,4 +163,77 @@ void cli_load_free(struct cli_load *l)
 	free(l->rejects);
 	l->rejects = NULL;
 	l->nrejects = 0;
+}
+
+/* ------------------------------------------------------- JSON definitions */
+
+/* Apply one definition; `what` names it in messages ("tag 2 of the array"). */
+static int define_one(struct cli *cli, scrm_db *db, int (*apply)(scrm_db *db, const char *json),
+		      const char *json, const char *what)
+{
+	int rc = apply(db, json);
+	if (rc != SCRM_OK && what)
+		fprintf(stderr, "scrm: %s: %s: %s (%s)\n", cli->cmdname, what, scrm_errmsg(db),
+			scrm_errstr(rc));
+	else if (rc != SCRM_OK)
+		cli_lib_error(cli, db, rc);
+	return rc;
+}
+
+int cli_define(struct cli *cli, const struct cli_cmd *cmd, int argc, char **argv, const char *noun,
+	       int (*apply)(scrm_db *db, const char *json),
+	       void (*report)(struct cli *cli, const cJSON *parsed, int count))
+{
+	const char *file = NULL, *arg = NULL;
+	const struct cli_opt opts[] = {{"file", 'f', &file, NULL}, {0}};
+	int n, rc = cli_parse(cli, cmd, argc, argv, opts, &arg, 0, 1, &n);
+	if (rc >= 0)
+		return rc;
+	if (!!n == !!file)
+		return cli_usage_error(cli, cmd, "give one JSON definition or --file FILE");
+	char *text = file ? cli_read_file(cli, file) : NULL;
+	if (file && !text)
+		return CLI_EXIT_ERROR;
+	const char *json = text ? text : arg;
+	scrm_db *db = cli_open(cli, false);
+	if (!db) {
+		free(text);
+		return CLI_EXIT_ERROR;
+	}
+	/* An array applies every definition in it, all or none. */
+	cJSON *parsed = cJSON_Parse(json);
+	int count = 0;
+	if (cJSON_IsArray(parsed)) {
+		const cJSON *e;
+		char what[160];
+		if ((rc = scrm_db_begin(db)) != SCRM_OK)
+			cli_lib_error(cli, db, rc);
+		cJSON_ArrayForEach(e, parsed) {
+			if (rc != SCRM_OK)
+				break;
+			char *one = cJSON_PrintUnformatted(e);
+			snprintf(what, sizeof what, "%s %d of the array (\"%.100s\")", noun, count + 1,
+				 cli_jstr(e, "name", "?"));
+			rc = one ? define_one(cli, db, apply, one, what) : SCRM_NOMEM;
+			if (!one)
+				cli_error(cli, "out of memory");
+			cJSON_free(one);
+			count++;
+		}
+		if (rc == SCRM_OK && (rc = scrm_db_commit(db)) != SCRM_OK)
+			cli_lib_error(cli, db, rc);
+		if (rc != SCRM_OK && scrm_db_batch_depth(db) > 0) {
+			scrm_db_rollback(db);
+			fprintf(stderr, "scrm: %s: no %s was changed\n", cli->cmdname, noun);
+		}
+	} else {
+		/* The text unchanged, so that parse errors point into it. */
+		rc = define_one(cli, db, apply, json, NULL);
+		count = 1;
+	}
+	if (rc == SCRM_OK)
+		report(cli, parsed, count);
+	cJSON_Delete(parsed);
+	free(text);
+	return cli_close(cli, db, rc == SCRM_OK ? CLI_EXIT_OK : CLI_EXIT_ERROR);
 }

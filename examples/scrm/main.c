@@ -101,30 +101,10 @@ int main(int argc, char **argv)
 		.db_path = env_db && env_db[0] ? env_db : SCRM_DEFAULT_DB_PATH,
 	};
 	bool help = false;
-	int i;
-
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (a[0] != '-' || a[1] == '\0')
-			break;
-		if (!strcmp(a, "--")) {
-			i++;
-			break;
-		}
-		switch (cli_global_option(&cli, argc, argv, &i)) {
-		case CLI_GLOBAL_TAKEN:
-			continue;
-		case CLI_GLOBAL_HELP:
-			help = true;
-			continue;
-		case CLI_GLOBAL_VERSION:
-			return finish(&cli, cli_print_version(&cli));
-		case CLI_GLOBAL_NOARG:
-			return cli_usage_error(&cli, NULL, "option '%s' needs an argument", a);
-		case CLI_GLOBAL_NONE:
-			return cli_usage_error(&cli, NULL, "unknown option '%s'", a);
-		}
-	}
+	int i = 1;
+	int rc = cli_leading_options(&cli, NULL, argc, argv, &i, &help);
+	if (rc >= 0) /* --version printed, or a usage error */
+		return finish(&cli, rc);
 	if (i >= argc) {
 		if (help) {
 			print_overview(stdout);
@@ -147,7 +127,7 @@ int main(int argc, char **argv)
 	if (scrm_version_number() / 10000 != SCRM_VERSION_MAJOR)
 		fprintf(stderr, "scrm: warning: built with libscrm %s, running with %s\n",
 			SCRM_VERSION_STRING, scrm_version());
-	int rc = cmd->subs && !cmd->run ? cli_run_subcommand(&cli, cmd, argc - i, argv + i)
-					: cmd->run(&cli, cmd, argc - i, argv + i);
+	rc = cmd->subs && !cmd->run ? cli_run_subcommand(&cli, cmd, argc - i, argv + i)
+				    : cmd->run(&cli, cmd, argc - i, argv + i);
 	return finish(&cli, rc);
 }
