@@ -219,6 +219,8 @@ const char *cli_jtime(const struct cJSON *obj, const char *key, char *buf, size_
 
 /* A JSON value for display: strings as they are, anything else as compact JSON. */
 void cli_print_value(FILE *f, const struct cJSON *v);
+/* The consent object of a profile, as `scrm profile show` and `scrm consent` print it. */
+void cli_print_consent(const struct cJSON *consent);
 
 /* Read a whole file ("-" = standard input) into a NUL-terminated buffer (free()). */
 char *cli_read_file(struct cli *cli, const char *path);

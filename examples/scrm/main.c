@@ -17,6 +17,7 @@
 	X(core)       \
 	X(identity)   \
 	X(profile)    \
+	X(privacy)    \
 	X(rules)      \
 	X(tags)
 
