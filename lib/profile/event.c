@@ -20,15 +20,15 @@ static bool is_type(const char *t, const char *want)
 
 /* Items must be a JSON array and props an object, each at most PF_JSON_MAX
  * bytes. */
-static int check_json_member(scrm_db *db, const char *text, const char *what, bool array)
+/* `label` is "event " + `what` (both literals: no formatting per event). */
+static int check_json_member(scrm_db *db, const char *text, const char *what, const char *label,
+			     bool array)
 {
 	if (!text)
 		return SCRM_OK;
 	if (strnlen(text, PF_JSON_MAX + 1) > PF_JSON_MAX)
 		return scrm__error(db, SCRM_LIMIT, "event %s: more than %d bytes of JSON", what,
 				   PF_JSON_MAX);
-	char label[32];
-	snprintf(label, sizeof label, "event %s", what);
 	cJSON *j;
 	int rc = scrm__json_parse(db, text, label, &j);
 	if (rc)
@@ -105,8 +105,8 @@ static int validate(scrm_db *db, const scrm_event *ev, bool json_checked)
 				   ev->type);
 	}
 	int rc;
-	if (!json_checked && ((rc = check_json_member(db, ev->items_json, "items", true)) ||
-			      (rc = check_json_member(db, ev->props_json, "props", false))))
+	if (!json_checked && ((rc = check_json_member(db, ev->items_json, "items", "event items", true)) ||
+			      (rc = check_json_member(db, ev->props_json, "props", "event props", false))))
 		return rc;
 	return SCRM_OK;
 }

@@ -323,7 +323,8 @@ static int on_event(scrm_db *db, const scrm_note *note)
 	ru_ctx c;
 	ru__ctx_init(&c, db, s, note->survivor, scrm__now(db));
 	char inst[32];
-	snprintf(inst, sizeof inst, "ev:%lld", (long long)ev.id);
+	memcpy(inst, "ev:", 3);
+	inst[3 + scrm__fmt_int(inst + 3, ev.id)] = '\0';
 	for (size_t i = 0; i < b->nmiss && !rc; i++)
 		rc = cancel_waits(&c, &s->rules[b->miss[i]], &ev);
 	c.ev = &ev;
