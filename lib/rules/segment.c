@@ -36,6 +36,7 @@ enum { T_NULL = 0, T_BOOL, T_INT, T_STR };
 struct ru_seg {
 	ru_expr *x;          /* for evaluation customer by customer */
 	char *where;         /* translated condition, or NULL: scan */
+	char *mwhere;        /* the same, operands of && || cheapest first (ru__seg_multi) */
 	char why[160];       /* what kept it from SQL */
 	bool fig, score;     /* joins the SQL needs */
 	bool need_fig, need_score; /* ...and a top-level conjunct is false without the row */
@@ -48,6 +49,7 @@ typedef struct tr {
 	ru_seg *g;
 	scrm_buf *b;
 	bool fail;
+	bool reorder; /* operands of && || cheapest first */
 } tr;
 
 /* Not translatable: why = a b c (the first reason is kept). */
@@ -169,18 +171,66 @@ static void kid(tr *t, const scrm_xnode *n, uint32_t k, int *type)
 	node(t, scrm__xkid(t->e, n, k), type);
 }
 
+/* How much an operand costs a row: a subquery (has_tag(), net spend)
+ * most, then a CASE (lifecycle, days_since()), then column tests. */
+static int cost(const char *sql, size_t n)
+{
+	int c = 0;
+	for (size_t i = 0; i < n && c < 2; i++)
+		if (sql[i] == 'S' && n - i >= 6 && memcmp(sql + i, "SELECT", 6) == 0)
+			c = 2;
+		else if (sql[i] == 'C' && n - i >= 4 && memcmp(sql + i, "CASE", 4) == 0)
+			c = 1;
+	return c;
+}
+
+/* With t->reorder the operands are written cheapest first: the refresh
+ * query evaluates each tag's condition where SQLite stops at the first
+ * operand that decides it (CASE WHEN, see ru__seg_multi), and AND / OR of
+ * the translated operands commute — they are booleans or null, and none
+ * can raise an error. */
 static void boolean_kids(tr *t, const scrm_xnode *n, const char *op)
 {
+	size_t mark = t->b->len;
 	scrm__buf_puts(t->b, "(");
+	size_t start[8], end[8];
+	bool order = t->reorder && n->nkids <= 8;
 	for (uint32_t k = 0; k < n->nkids && !t->fail; k++) {
 		int ty = T_NULL;
 		if (k)
 			scrm__buf_puts(t->b, op);
+		if (order)
+			start[k] = t->b->len;
 		kid(t, n, k, &ty);
+		if (order)
+			end[k] = t->b->len;
 		if (ty != T_BOOL && ty != T_NULL)
 			no(t, "&&, || or ! has an operand that is not a boolean");
 	}
 	scrm__buf_puts(t->b, ")");
+	if (!order || t->fail || t->b->oom)
+		return;
+	char *all = scrm__strndup(t->db, t->b->data + mark, t->b->len - mark);
+	if (!all) {
+		t->b->oom = true;
+		return;
+	}
+	t->b->len = mark;
+	scrm__buf_puts(t->b, "(");
+	bool first = true;
+	for (int c = 0; c <= 2; c++)
+		for (uint32_t k = 0; k < n->nkids; k++) {
+			const char *x = all + (start[k] - mark);
+			size_t len = end[k] - start[k];
+			if (cost(x, len) != c)
+				continue;
+			if (!first)
+				scrm__buf_puts(t->b, op);
+			scrm__buf_append(t->b, x, len);
+			first = false;
+		}
+	scrm__buf_puts(t->b, ")");
+	scrm__free(all);
 }
 
 static void compare(tr *t, const scrm_xnode *n, int *type)
@@ -422,6 +472,7 @@ void ru__seg_free(ru_seg *g)
 		return;
 	ru__expr_free(g->x);
 	scrm__free(g->where);
+	scrm__free(g->mwhere);
 	sqlite3_finalize(g->ids);
 	sqlite3_finalize(g->count);
 	sqlite3_finalize(g->test);
@@ -456,7 +507,7 @@ int ru__seg_compile(scrm_db *db, const char *src, const char *who, ru_seg **out)
 	}
 	scrm_buf b;
 	scrm__buf_init(&b, db);
-	tr t = {db, e, g, &b, false};
+	tr t = {db, e, g, &b, false, false};
 	int type = T_NULL;
 	node(&t, e->root, &type);
 	if (!t.fail)
@@ -466,16 +517,30 @@ int ru__seg_compile(scrm_db *db, const char *src, const char *who, ru_seg **out)
 		b.len = 0;
 		scrm__buf_puts(&b, "0");
 	}
-	scrm_expr_free(e);
 	if (t.fail)
 		scrm__buf_reset(&b);
 	else if ((rc = scrm__buf_finish(&b, &g->where)))
 		goto fail;
+	if (!t.fail && type == T_BOOL) {
+		/* Again, cheapest operands first, for ru__seg_multi. */
+		scrm__buf_init(&b, db);
+		t = (tr){db, e, g, &b, false, true};
+		node(&t, e->root, &type);
+		if (t.fail || (rc = scrm__buf_finish(&b, &g->mwhere))) {
+			scrm__buf_reset(&b);
+			rc = rc ? scrm__error(db, rc, "out of memory")
+				: scrm__error(db, SCRM_ERROR, "%s: translating again failed", who);
+			goto fail;
+		}
+	}
+	scrm_expr_free(e);
+	e = NULL;
 	if ((rc = ru__expr_compile(db, src, who, "expr", false, RU_TRIG_DATE, &g->x)))
 		goto fail;
 	*out = g;
 	return SCRM_OK;
 fail:
+	scrm_expr_free(e);
 	ru__seg_free(g);
 	return rc ? rc : scrm__error(db, SCRM_NOMEM, "out of memory");
 }
@@ -708,8 +773,13 @@ int ru__seg_multi(scrm_db *db, ru_seg *const *gs, size_t n, int64_t now, sqlite3
 	scrm_buf b;
 	scrm__buf_init(&b, db);
 	scrm__buf_puts(&b, "SELECT c.id");
+	/* CASE WHEN x THEN 1 ELSE 0 END is `(x) IS 1`, but SQLite codes the
+	 * condition as jumps: && and || stop at the first operand that decides
+	 * them (the mwhere order puts subqueries last), where a value context
+	 * computes every operand. */
 	for (size_t i = 0; i < n; i++)
-		scrm__buf_printf(&b, ", (%s) IS 1", gs[i]->where);
+		scrm__buf_printf(&b, ", CASE WHEN %s THEN 1 ELSE 0 END",
+				 gs[i]->mwhere ? gs[i]->mwhere : gs[i]->where);
 	scrm__buf_printf(&b, " FROM identity_customers c%s%s WHERE c.root = c.id AND "
 			     "c.erased_at IS NULL ORDER BY c.id",
 			 fig ? " LEFT JOIN profile_figures f ON f.customer = c.id" : "",
