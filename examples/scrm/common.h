@@ -289,6 +289,7 @@ struct cli_progress {
 	const char *unit; /* what is counted: "lines" unless changed after cli_progress_start() */
 	double start;   /* seconds */
 	double last;    /* last redraw */
+	double every;   /* seconds between redraws: 0.2, or $SCRM_PROGRESS_INTERVAL */
 	bool drawn;
 };
 

@@ -615,12 +615,13 @@ class TestSegment(RulesTestCase):
             for i in range(1, 10006):
                 f.write(obs("pos", {"email": f"u{i}@example.com"}) + "\n")
         self.ok("observe", "--file", "many.jsonl")
-        # a scan of 10005 customers takes well over the 0.2 s between redraws
+        # redraw on every update, however fast the scan is
         master, slave = pty.openpty()
         try:
             r = subprocess.run([SCRM, "segment", "export", "profile.customer % 2 == 1",
                                 "--out", "odd.txt"], cwd=self.dir, stderr=slave,
-                               stdout=subprocess.PIPE, timeout=120, env=self.env)
+                               stdout=subprocess.PIPE, timeout=120,
+                               env=dict(self.env, SCRM_PROGRESS_INTERVAL="0"))
             os.close(slave)
             slave = None
             err = b""
