@@ -19,6 +19,12 @@
 #  define lua_rawlen(L, i) lua_objlen((L), (i))
 #  define lua_absindex(L, i) ((i) > 0 || (i) <= LUA_REGISTRYINDEX ? (i) : lua_gettop(L) + (i) + 1)
 void lscrm_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
+/* The value at `idx` as JSON text pushed on the stack (a table is encoded,
+ * a string taken as it is); raises an argument error naming `what`. */
+const char *lscrm_push_json_arg(lua_State *L, int idx, const char *what);
+/* Options table at `idx`, keys checked against `known` (absent: an empty
+ * one left in its place). */
+void lscrm_opt_table(lua_State *L, int idx, const char *const *known);
 void *lscrm_testudata(lua_State *L, int idx, const char *tname);
 void lscrm_setmetatable(lua_State *L, const char *tname);
 #  define luaL_setfuncs(L, l, n) lscrm_setfuncs((L), (l), (n))
@@ -108,6 +114,12 @@ int64_t lscrm_optint(lua_State *L, int idx, const char *name, int64_t dflt, int6
 /* JSON: decode the library's output into Lua values; encode a Lua table. */
 void lscrm_json_push(lua_State *L, const char *s, size_t len);
 void lscrm_json_encode(lua_State *L, int idx); /* pushes the text */
+/* The value at `idx` as JSON text pushed on the stack (a table is encoded,
+ * a string taken as it is); raises an argument error naming `what`. */
+const char *lscrm_push_json_arg(lua_State *L, int idx, const char *what);
+/* Options table at `idx`, keys checked against `known` (absent: an empty
+ * one left in its place). */
+void lscrm_opt_table(lua_State *L, int idx, const char *const *known);
 /* scrm.object([t]): t (or a new table) marked as a JSON object. */
 int lscrm_json_object(lua_State *L);
 /* Push the light userdata used as JSON null (`scrm.null`). */

@@ -19,34 +19,6 @@ static int not_found(lua_State *L, lscrm_db *ud, int rc)
 	return 2;
 }
 
-/* The value at `idx` as JSON text pushed on the stack: a table is encoded,
- * a string is taken as JSON text as it is. */
-static const char *push_json_arg(lua_State *L, int idx, const char *what)
-{
-	idx = lua_absindex(L, idx);
-	if (lua_type(L, idx) == LUA_TTABLE)
-		lscrm_json_encode(L, idx);
-	else if (lua_type(L, idx) == LUA_TSTRING)
-		lua_pushvalue(L, idx);
-	else
-		luaL_argerror(L, idx, lua_pushfstring(L, "%s (table or JSON text) expected, got %s",
-						       what, luaL_typename(L, idx)));
-	return lscrm_checkcstr(L, lua_gettop(L));
-}
-
-/* Options table at `idx` (absent: an empty one left in its place). */
-static void opt_table(lua_State *L, int idx, const char *const *known)
-{
-	if (lua_isnoneornil(L, idx)) {
-		lua_settop(L, idx - 1);
-		lua_newtable(L);
-		return;
-	}
-	luaL_checktype(L, idx, LUA_TTABLE);
-	lscrm_checkopts(L, idx, known);
-	lua_settop(L, idx);
-}
-
 /* An optional time argument (nil -> 0, which the library reads as "now"). */
 static int64_t opt_time(lua_State *L, int idx)
 {
@@ -109,7 +81,7 @@ static int pf_event_add(lua_State *L)
 			lua_replace(L, 2);
 		}
 	}
-	const char *json = push_json_arg(L, 2, "event");
+	const char *json = lscrm_push_json_arg(L, 2, "event");
 	int64_t customer = 0, event = 0;
 	int rc;
 	rc = LSCRM_CALL(ud, scrm_profile_event_add_json(ud->db, json, &customer, &event));
@@ -178,7 +150,7 @@ static int pf_events(lua_State *L)
 {
 	lscrm_db *ud = lscrm_enter(L, 1);
 	int64_t id = lscrm_checkid(L, 2);
-	opt_table(L, 3, events_opts);
+	lscrm_opt_table(L, 3, events_opts);
 	int64_t since = lscrm_optint(L, 3, "since", 0, INT64_MIN, INT64_MAX);
 	int limit = (int)lscrm_optint(L, 3, "limit", 0, -2147483647 - 1, 2147483647);
 	char *out = NULL;
@@ -195,7 +167,7 @@ static int pf_event_stats(lua_State *L)
 	lscrm_db *ud = lscrm_enter(L, 1);
 	int64_t id = lscrm_checkid(L, 2);
 	const char *type = lscrm_checkcstr(L, 3);
-	opt_table(L, 4, stats_opts);
+	lscrm_opt_table(L, 4, stats_opts);
 	int64_t since = lscrm_optint(L, 4, "since", 0, INT64_MIN, INT64_MAX);
 	lua_getfield(L, 4, "currency"); /* 5: kept on the stack while C uses it */
 	const char *currency = lscrm_optcstr(L, 5);
@@ -218,7 +190,7 @@ static int pf_profile(lua_State *L)
 {
 	lscrm_db *ud = lscrm_enter(L, 1);
 	int64_t id = lscrm_checkid(L, 2);
-	opt_table(L, 3, profile_opts);
+	lscrm_opt_table(L, 3, profile_opts);
 	unsigned flags = lscrm_optbool(L, 3, "unmasked", 0) ? SCRM_PROFILE_UNMASKED : 0u;
 	char *out = NULL;
 	int rc;
@@ -245,7 +217,7 @@ static int pf_set_attributes(lua_State *L)
 			lua_replace(L, 3);
 		}
 	}
-	const char *json = push_json_arg(L, 3, "attributes");
+	const char *json = lscrm_push_json_arg(L, 3, "attributes");
 	int rc;
 	rc = LSCRM_CALL(ud, scrm_profile_set_json(ud->db, id, json));
 	lscrm_check(L, ud, rc);
@@ -299,7 +271,7 @@ static int pf_profile_config_set(lua_State *L)
 {
 	lscrm_db *ud = lscrm_enter(L, 1);
 	lua_settop(L, 2);
-	const char *json = push_json_arg(L, 2, "configuration");
+	const char *json = lscrm_push_json_arg(L, 2, "configuration");
 	int rc;
 	rc = LSCRM_CALL(ud, scrm_profile_config_set(ud->db, json));
 	lscrm_check(L, ud, rc);
@@ -329,7 +301,7 @@ static int pf_consent_set(lua_State *L)
 	const char *purpose = lscrm_checkcstr(L, 3);
 	luaL_checktype(L, 4, LUA_TBOOLEAN);
 	int granted = lua_toboolean(L, 4);
-	opt_table(L, 5, consent_opts);
+	lscrm_opt_table(L, 5, consent_opts);
 	int64_t at = lscrm_optint(L, 5, "at", 0, INT64_MIN, INT64_MAX);
 	lua_getfield(L, 5, "source"); /* 6: kept on the stack while C uses it */
 	const char *source = lscrm_optcstr(L, 6);

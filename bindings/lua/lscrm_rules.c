@@ -22,34 +22,6 @@ static int not_found(lua_State *L, lscrm_db *ud, int rc, char *out)
 	return 2;
 }
 
-/* The value at `idx` as JSON text pushed on the stack: a table is encoded,
- * a string is taken as JSON text as it is. */
-static const char *push_json_arg(lua_State *L, int idx, const char *what)
-{
-	idx = lua_absindex(L, idx);
-	if (lua_type(L, idx) == LUA_TTABLE)
-		lscrm_json_encode(L, idx);
-	else if (lua_type(L, idx) == LUA_TSTRING)
-		lua_pushvalue(L, idx);
-	else
-		luaL_argerror(L, idx, lua_pushfstring(L, "%s (table or JSON text) expected, got %s",
-						       what, luaL_typename(L, idx)));
-	return lscrm_checkcstr(L, lua_gettop(L));
-}
-
-/* Options table at `idx` (absent: an empty one left in its place). */
-static void opt_table(lua_State *L, int idx, const char *const *known)
-{
-	if (lua_isnoneornil(L, idx)) {
-		lua_settop(L, idx - 1);
-		lua_newtable(L);
-		return;
-	}
-	luaL_checktype(L, idx, LUA_TTABLE);
-	lscrm_checkopts(L, idx, known);
-	lua_settop(L, idx);
-}
-
 /* An optional integer argument that must fit an int (the library checks
  * its own range). */
 static int opt_int(lua_State *L, int idx, int dflt)
@@ -86,7 +58,7 @@ static int ru_rules_load(lua_State *L)
 {
 	lscrm_db *ud = lscrm_enter(L, 1);
 	lua_settop(L, 2);
-	const char *json = push_json_arg(L, 2, "rules");
+	const char *json = lscrm_push_json_arg(L, 2, "rules");
 	char *out = NULL;
 	int rc = LSCRM_CALL(ud, scrm_rules_load(ud->db, json, &out));
 	return lscrm_finish(L, ud, rc, out, 1);
@@ -148,7 +120,7 @@ static int ru_rules_config_set(lua_State *L)
 {
 	lscrm_db *ud = lscrm_enter(L, 1);
 	lua_settop(L, 2);
-	const char *json = push_json_arg(L, 2, "configuration");
+	const char *json = lscrm_push_json_arg(L, 2, "configuration");
 	lscrm_check(L, ud, LSCRM_CALL(ud, scrm_rules_config_set(ud->db, json)));
 	lua_settop(L, 1);
 	return ru_rules_config(L);
@@ -170,7 +142,7 @@ static const char *const trace_opts[] = {"customer", "rule", "since", "limit", "
 static int ru_trace(lua_State *L)
 {
 	lscrm_db *ud = lscrm_enter(L, 1);
-	opt_table(L, 2, trace_opts);
+	lscrm_opt_table(L, 2, trace_opts);
 	int64_t customer = lscrm_optint(L, 2, "customer", 0, INT64_MIN, INT64_MAX);
 	int64_t since = lscrm_optint(L, 2, "since", 0, INT64_MIN, INT64_MAX);
 	int limit = (int)lscrm_optint(L, 2, "limit", 0, INT_MIN, INT_MAX);
@@ -291,7 +263,7 @@ static const char *const list_opts[] = {"state", "customer", "limit", NULL};
 static int ob_list(lua_State *L)
 {
 	lscrm_db *ud = lscrm_enter(L, 1);
-	opt_table(L, 2, list_opts);
+	lscrm_opt_table(L, 2, list_opts);
 	int64_t customer = lscrm_optint(L, 2, "customer", 0, INT64_MIN, INT64_MAX);
 	int limit = (int)lscrm_optint(L, 2, "limit", 0, INT_MIN, INT_MAX);
 	lua_getfield(L, 2, "state"); /* 3: kept on the stack while C uses it */
@@ -507,7 +479,7 @@ static int tg_group_set(lua_State *L)
 {
 	lscrm_db *ud = lscrm_enter(L, 1);
 	lua_settop(L, 2);
-	const char *json = push_json_arg(L, 2, "tag group");
+	const char *json = lscrm_push_json_arg(L, 2, "tag group");
 	lscrm_check(L, ud, LSCRM_CALL(ud, scrm_tags_group_set(ud->db, json)));
 	return push_true(L);
 }
@@ -517,7 +489,7 @@ static int tg_define(lua_State *L)
 {
 	lscrm_db *ud = lscrm_enter(L, 1);
 	lua_settop(L, 2);
-	const char *json = push_json_arg(L, 2, "tag");
+	const char *json = lscrm_push_json_arg(L, 2, "tag");
 	lscrm_check(L, ud, LSCRM_CALL(ud, scrm_tags_define(ud->db, json)));
 	return push_true(L);
 }
