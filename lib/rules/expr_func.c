@@ -301,8 +301,12 @@ int scrm__xcall(scrm_xctx *c, const scrm_xnode *n, const scrm_xval *a, scrm_xval
 		if (__builtin_add_overflow(a[0].u.i, scrm__tz_offset(&z, a[0].u.i), &t))
 			return scrm__xfail(c, n, SCRM_RANGE, "integer overflow: %s(%lld)", f->name,
 					   (long long)a[0].u.i);
+		/* Not t - day * 86400000: near INT64_MIN the product overflows
+		 * (found by the expression fuzzer). */
 		int64_t day = floor_div(t, 86400000);
-		int64_t ms = t - day * 86400000;
+		int64_t ms = t % 86400000;
+		if (ms < 0)
+			ms += 86400000;
 		if (n->fn == SCRM_XF_LOCAL_HOUR)
 			set_int(o, ms / 3600000);
 		else /* ISO 8601: Monday 1 .. Sunday 7; 1970-01-01 was a Thursday */
