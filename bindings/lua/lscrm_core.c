@@ -18,36 +18,6 @@
 #  define LSCRM_EXPORT
 #endif
 
-/* ------------------------------------------------------------ arguments */
-
-/* The value at `idx` as JSON text pushed on the stack: a table is encoded,
- * a string is taken as JSON text as it is. */
-const char *lscrm_push_json_arg(lua_State *L, int idx, const char *what)
-{
-	idx = lua_absindex(L, idx);
-	if (lua_type(L, idx) == LUA_TTABLE)
-		lscrm_json_encode(L, idx);
-	else if (lua_type(L, idx) == LUA_TSTRING)
-		lua_pushvalue(L, idx);
-	else
-		luaL_argerror(L, idx, lua_pushfstring(L, "%s (table or JSON text) expected, got %s",
-						       what, luaL_typename(L, idx)));
-	return lscrm_checkcstr(L, lua_gettop(L));
-}
-
-/* Options table at `idx` (absent: an empty one left in its place). */
-void lscrm_opt_table(lua_State *L, int idx, const char *const *known)
-{
-	if (lua_isnoneornil(L, idx)) {
-		lua_settop(L, idx - 1);
-		lua_newtable(L);
-		return;
-	}
-	luaL_checktype(L, idx, LUA_TTABLE);
-	lscrm_checkopts(L, idx, known);
-	lua_settop(L, idx);
-}
-
 /* ------------------------------------------------------------ compat */
 
 #if LUA_VERSION_NUM < 502

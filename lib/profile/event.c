@@ -20,21 +20,21 @@ static bool is_type(const char *t, const char *want)
 
 /* Items must be a JSON array and props an object, each at most PF_JSON_MAX
  * bytes. */
-/* `label` is "event " + `what` (both literals: no formatting per event). */
-static int check_json_member(scrm_db *db, const char *text, const char *what, const char *label,
-			     bool array)
+/* `label` names the member in messages ("event props"): a literal, so
+ * nothing is formatted per event. */
+static int check_json_member(scrm_db *db, const char *text, const char *label, bool array)
 {
 	if (!text)
 		return SCRM_OK;
 	if (strnlen(text, PF_JSON_MAX + 1) > PF_JSON_MAX)
-		return scrm__error(db, SCRM_LIMIT, "event %s: more than %d bytes of JSON", what,
+		return scrm__error(db, SCRM_LIMIT, "%s: more than %d bytes of JSON", label,
 				   PF_JSON_MAX);
 	cJSON *j;
 	int rc = scrm__json_parse(db, text, label, &j);
 	if (rc)
 		return rc;
 	if (array ? !cJSON_IsArray(j) : !cJSON_IsObject(j))
-		rc = scrm__error(db, SCRM_INVALID, "event %s must be a JSON %s", what,
+		rc = scrm__error(db, SCRM_INVALID, "%s must be a JSON %s", label,
 				 array ? "array" : "object");
 	cJSON_Delete(j);
 	return rc;
@@ -105,8 +105,8 @@ static int validate(scrm_db *db, const scrm_event *ev, bool json_checked)
 				   ev->type);
 	}
 	int rc;
-	if (!json_checked && ((rc = check_json_member(db, ev->items_json, "items", "event items", true)) ||
-			      (rc = check_json_member(db, ev->props_json, "props", "event props", false))))
+	if (!json_checked && ((rc = check_json_member(db, ev->items_json, "event items", true)) ||
+			      (rc = check_json_member(db, ev->props_json, "event props", false))))
 		return rc;
 	return SCRM_OK;
 }
