@@ -742,7 +742,11 @@ SCRM_API int scrm_tags_customer_json(scrm_db *db, int64_t customer, char **out);
  * A customer's tag changes (over every id merged into it), newest first:
  * `[{"id","customer","tag","op":"add"|"remove","at","source":{…},"reason"}…]`
  * (`reason`: "exclusive group" when another tag of the group replaced it,
- * "merge N" when a merge dropped it, else null).
+ * "merge N" when a merge dropped it, else null). `id` is the history
+ * record's id, or null for an addition made by scrm_tags_refresh() to a
+ * holding the customer still has (that addition is recorded in the
+ * holding itself; it gets an id when the holding is taken away). Changes
+ * of the same time: those with an id first, higher ids first.
  * @param limit at most this many (0: all).
  */
 SCRM_API int scrm_tags_history_json(scrm_db *db, int64_t customer, int limit, char **out);

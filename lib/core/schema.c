@@ -24,6 +24,7 @@ extern const char scrm__profile_schema_1[];
 extern const char scrm__profile_schema_2[];
 extern const char scrm__rules_schema_1[];
 extern const char scrm__rules_schema_2[];
+extern const char scrm__rules_schema_3[];
 
 static const scrm_migration migrations[] = {
 	{1, core_v1},
@@ -33,6 +34,7 @@ static const scrm_migration migrations[] = {
 	{5, scrm__rules_schema_1},
 	{6, scrm__rules_schema_2},
 	{7, scrm__profile_schema_2},
+	{8, scrm__rules_schema_3},
 };
 
 SCRM_API int scrm_schema_version(void)

@@ -403,5 +403,6 @@ const char *ru__code_name(int code);
 /* Schema step (schema.c). */
 extern const char scrm__rules_schema_1[];
 extern const char scrm__rules_schema_2[];
+extern const char scrm__rules_schema_3[];
 
 #endif /* SCRM_RULES_INT_H */

@@ -234,7 +234,15 @@ static int refresh_one(scrm_db *db, const ru_rtag *t, int64_t now, scrm_buf *sum
 {
 	int64_t holders = 0, added = 0, removed = 0;
 	int rc = ru__seg_fill(db, t->g, now, &holders);
-	/* History first (it needs the difference), then the change. */
+	/* History first (it needs the difference), then the change. A
+	 * holding whose addition only its row records gets that addition
+	 * written before it goes. */
+	if (!rc)
+		rc = run(db, "INSERT INTO tag_history(customer, tag, op, at, rule, rule_version, actor) "
+			     "SELECT n.origin, ?1, 'add', n.at, n.rule, n.rule_version, n.actor "
+			     "FROM customer_tag n WHERE n.tag = ?1 AND n.implicit IS NOT NULL AND "
+			     "n.customer NOT IN (SELECT customer FROM temp.scrm_seg_ids)",
+			 t, now, NULL);
 	if (!rc)
 		rc = run(db, "INSERT INTO tag_history(customer, tag, op, at, rule, rule_version) "
 			     "SELECT n.customer, ?1, 'remove', ?2, ?3, ?4 FROM customer_tag n "
@@ -243,15 +251,12 @@ static int refresh_one(scrm_db *db, const ru_rtag *t, int64_t now, scrm_buf *sum
 	if (!rc)
 		rc = run(db, "DELETE FROM customer_tag WHERE tag = ?1 AND customer NOT IN "
 			     "(SELECT customer FROM temp.scrm_seg_ids)", t, now, &removed);
+	/* Additions are recorded in their rows, as by the set-wise refresh. */
 	if (!rc)
-		rc = run(db, "INSERT INTO tag_history(customer, tag, op, at, rule, rule_version) "
-			     "SELECT n.customer, ?1, 'add', ?2, ?3, ?4 FROM temp.scrm_seg_ids n WHERE "
-			     "NOT EXISTS (SELECT 1 FROM customer_tag WHERE customer = n.customer AND tag = ?1)",
-			 t, now, NULL);
-	if (!rc)
-		rc = run(db, "INSERT INTO customer_tag(customer, tag, origin, at, rule, rule_version) "
-			     "SELECT n.customer, ?1, n.customer, ?2, ?3, ?4 FROM temp.scrm_seg_ids n WHERE "
-			     "NOT EXISTS (SELECT 1 FROM customer_tag WHERE customer = n.customer AND tag = ?1)",
+		rc = run(db, "INSERT INTO customer_tag(tag, customer, origin, at, rule, rule_version, "
+			     "implicit) SELECT ?1, n.customer, n.customer, ?2, ?3, ?4, 1 "
+			     "FROM temp.scrm_seg_ids n WHERE NOT EXISTS "
+			     "(SELECT 1 FROM customer_tag WHERE tag = ?1 AND customer = n.customer)",
 			 t, now, &added);
 	if (rc)
 		return rc;
@@ -271,12 +276,14 @@ static int refresh_one(scrm_db *db, const ru_rtag *t, int64_t now, scrm_buf *sum
  *
  * Writing the differences one statement each (two per change) cost 40% of
  * a first refresh (1.9M additions over 1M customers: 6.6G instructions at
- * 100k customers before, 4.4G after). Three statements read them instead
- * from scrm_tagdiff, a table-valued function over the array: history in
- * the order found (customer, then tag name: the ids the one-by-one writes
- * gave), removals, then additions by tag id and customer — which appends
- * to customer_tag_tag and costs a quarter less than customer order, where
- * nine of ten index insertion points sit inside the tree. */
+ * 100k customers before, 4.4G after). Statements read them instead from
+ * scrm_tagdiff, a table-valued function over the array: the removals'
+ * history in the order found (customer, then tag name), the removals,
+ * then the additions by tag id and customer, which is customer_tag's key
+ * order (schema 8): they append. Additions are recorded in their
+ * customer_tag rows (implicit), not in tag_history: at 1M customers a
+ * first refresh spent as long writing two million history rows as it did
+ * evaluating. */
 
 typedef struct change {
 	int64_t customer;
@@ -290,7 +297,7 @@ typedef struct changes {
 	size_t nts;
 	change *v;
 	size_t n, cap;
-	size_t *adds; /* indexes into v of the additions, (tag id, customer) order */
+	size_t *adds; /* indexes into v of the additions, in key order (tag id, customer) */
 	size_t nadds;
 } changes;
 
@@ -480,90 +487,67 @@ static const sqlite3_module td_module = {
 	.xRowid = td_rowid,
 };
 
-/* Index of tag id `id` among ts (linear: at most a few dozen rule tags). */
-static int tag_index(ru_rtag *const *ts, size_t n, int64_t id)
-{
-	for (size_t i = 0; i < n; i++)
-		if (ts[i]->id == id)
-			return (int)i;
-	return -1;
-}
-
 static int diff_sql(scrm_db *db, ru_rtag *const *ts, size_t n, int64_t now, changes *out,
 		    int64_t *holders)
 {
 	ru_seg **gs = scrm__calloc(db, n, sizeof *gs);
-	bool *held = scrm__calloc(db, n, sizeof *held);
-	if (!gs || !held) {
-		scrm__free(gs);
-		scrm__free(held);
+	if (!gs)
 		return scrm__error(db, SCRM_NOMEM, "out of memory");
-	}
 	for (size_t i = 0; i < n; i++)
 		gs[i] = ts[i]->g;
-	sqlite3_stmt *q = NULL, *m = NULL;
-	int rc = ru__seg_multi(db, gs, n, now, &q);
-	/* The holders in customer order: for one tag its index has them so;
-	 * for several, the table itself (`+tag` keeps SQLite from reading the
-	 * index and sorting two million rows). */
-	scrm_buf b;
-	scrm__buf_init(&b, db);
-	if (n == 1) {
-		scrm__buf_printf(&b, "SELECT customer, tag FROM customer_tag WHERE tag = %lld "
-				     "ORDER BY customer", (long long)ts[0]->id);
-	} else {
-		scrm__buf_puts(&b, "SELECT customer, tag FROM customer_tag WHERE +tag IN (");
-		for (size_t i = 0; i < n; i++)
-			scrm__buf_printf(&b, "%s%lld", i ? "," : "", (long long)ts[i]->id);
-		scrm__buf_puts(&b, ") ORDER BY customer");
-	}
-	char *sql = NULL;
-	if (!rc && !(rc = scrm__buf_finish(&b, &sql))) {
-		int st = sqlite3_prepare_v2(scrm__sqlite(db), sql, -1, &m, NULL);
-		if (st != SQLITE_OK)
+	sqlite3_stmt *q = NULL, **m = scrm__calloc(db, n, sizeof *m);
+	int *ms = scrm__calloc(db, n, sizeof *ms);
+	int rc = m && ms ? ru__seg_multi(db, gs, n, now, &q)
+			 : scrm__error(db, SCRM_NOMEM, "out of memory");
+	/* The holders of each tag in customer order (its key range), merged
+	 * with the evaluation as it goes. */
+	for (size_t k = 0; !rc && k < n; k++) {
+		int st = sqlite3_prepare_v2(scrm__sqlite(db),
+					    "SELECT customer FROM customer_tag WHERE tag = ?1 "
+					    "ORDER BY customer",
+					    -1, &m[k], NULL);
+		if (st != SQLITE_OK) {
 			rc = scrm__sqlerr(db, st, "preparing rule tag holders");
-	} else {
-		scrm__buf_reset(&b);
-		if (rc == SCRM_NOMEM)
-			rc = scrm__error(db, rc, "out of memory");
+			break;
+		}
+		sqlite3_bind_int64(m[k], 1, ts[k]->id);
+		ms[k] = sqlite3_step(m[k]);
 	}
-	scrm__free(sql);
-	int ms = m ? sqlite3_step(m) : SQLITE_DONE, qs = SQLITE_DONE;
+	int qs = SQLITE_DONE;
 	while (!rc && (qs = sqlite3_step(q)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(q, 0);
-		memset(held, 0, n * sizeof *held);
-		/* Holders that are not (or no longer) live canonical customers
-		 * lose the tag; then the holdings of this customer. */
-		for (; !rc && ms == SQLITE_ROW && sqlite3_column_int64(m, 0) <= id; ms = sqlite3_step(m)) {
-			int64_t c = sqlite3_column_int64(m, 0);
-			int k = tag_index(ts, n, sqlite3_column_int64(m, 1));
-			if (k < 0)
-				continue;
-			if (c < id)
-				rc = push(out, c, (uint32_t)k, false);
-			else
-				held[k] = true;
-		}
 		for (size_t k = 0; !rc && k < n; k++) {
+			/* Holders that are not (or no longer) live canonical
+			 * customers lose the tag; then this customer's holding. */
+			bool held = false;
+			for (; !rc && ms[k] == SQLITE_ROW && sqlite3_column_int64(m[k], 0) <= id;
+			     ms[k] = sqlite3_step(m[k])) {
+				int64_t c = sqlite3_column_int64(m[k], 0);
+				if (c < id)
+					rc = push(out, c, (uint32_t)k, false);
+				else
+					held = true;
+			}
 			bool want = sqlite3_column_int(q, 1 + (int)k) != 0;
 			holders[k] += want;
-			if (want != held[k])
+			if (!rc && want != held)
 				rc = push(out, id, (uint32_t)k, want);
 		}
 	}
-	for (; !rc && ms == SQLITE_ROW; ms = sqlite3_step(m)) {
-		int k = tag_index(ts, n, sqlite3_column_int64(m, 1));
-		if (k >= 0)
-			rc = push(out, sqlite3_column_int64(m, 0), (uint32_t)k, false);
-	}
+	for (size_t k = 0; !rc && k < n; k++)
+		for (; !rc && ms[k] == SQLITE_ROW; ms[k] = sqlite3_step(m[k]))
+			rc = push(out, sqlite3_column_int64(m[k], 0), (uint32_t)k, false);
 	if (!rc && qs != SQLITE_DONE)
 		rc = scrm__sqlerr(db, qs, "evaluating rule tags");
-	if (!rc && ms != SQLITE_DONE)
-		rc = scrm__sqlerr(db, ms, "reading rule tag holders");
+	for (size_t k = 0; !rc && k < n; k++)
+		if (ms[k] != SQLITE_DONE)
+			rc = scrm__sqlerr(db, ms[k], "reading rule tag holders");
 	sqlite3_finalize(q);
-	sqlite3_finalize(m);
+	for (size_t k = 0; m && k < n; k++)
+		sqlite3_finalize(m[k]);
+	scrm__free(m);
+	scrm__free(ms);
 	scrm__free(gs);
-	scrm__free(held);
 	return rc;
 }
 
@@ -591,10 +575,10 @@ static int pragma_int(scrm_db *db, const char *sql, int64_t *v)
 	return r == SQLITE_ROW ? SCRM_OK : scrm__sqlerr(db, r, "reading the page cache size");
 }
 
-/* Bytes of pages one change dirties: its customer_tag and tag_history
- * rows and their index entries (about 120 at 1M customers, measured by the
- * WAL a first refresh writes), with room for partly filled pages. */
-#define CHANGE_PAGE_BYTES 160
+/* Bytes of pages one change dirties: an addition's customer_tag row
+ * (about 30 at 1M customers, measured by the WAL a first refresh writes),
+ * with room for partly filled pages and the history rows of removals. */
+#define CHANGE_PAGE_BYTES 64
 #define REFRESH_CACHE_MAX (INT64_C(1) << 30)
 
 /* Grows the page cache so that the pages the writes dirty stay in it
@@ -623,9 +607,11 @@ static int grow_cache(scrm_db *db, size_t nchanges, int64_t *old)
 	return SCRM_OK;
 }
 
-/* History first, in the order found (customer, then tag name), then the
- * removals, then the additions. Each change is for a distinct (customer,
- * tag), so the order of the last two does not matter. */
+/* Removals first: the additions their rows alone recorded, then their own
+ * history in the order found (customer, then tag name), then the rows.
+ * Then the additions, recorded in their rows (implicit). Each change is
+ * for a distinct (customer, tag), so the order of the two does not
+ * matter. */
 static int apply(scrm_db *db, ru_state *s, const changes *c, int64_t now, int64_t *cache)
 {
 	if (!c->n)
@@ -639,17 +625,27 @@ static int apply(scrm_db *db, ru_state *s, const changes *c, int64_t now, int64_
 			return scrm__sqlerr(db, r, "registering scrm_tagdiff");
 		s->rtags_module = true;
 	}
-	rc = apply_one(db, "INSERT INTO tag_history(customer, tag, op, at, rule, rule_version) "
-			       "SELECT customer, tag, op, ?2, rule, version FROM scrm_tagdiff(?1, 0)",
-			   c, now, "recording tag changes");
-	if (!rc && c->nadds < c->n)
-		rc = apply_one(db, "DELETE FROM customer_tag WHERE (customer, tag) IN "
-				   "(SELECT customer, tag FROM scrm_tagdiff(?1, 2))",
-			       c, now, "removing tags");
+	if (c->nadds < c->n) {
+		rc = apply_one(db, "INSERT INTO tag_history(customer, tag, op, at, rule, rule_version, "
+				   "actor) SELECT origin, tag, 'add', at, rule, rule_version, actor "
+				   "FROM customer_tag WHERE (tag, customer) IN "
+				   "(SELECT tag, customer FROM scrm_tagdiff(?1, 2)) "
+				   "AND implicit IS NOT NULL",
+			       c, now, "recording the additions of removed tags");
+		if (!rc)
+			rc = apply_one(db, "INSERT INTO tag_history(customer, tag, op, at, rule, "
+					   "rule_version) SELECT customer, tag, op, ?2, rule, version "
+					   "FROM scrm_tagdiff(?1, 2)",
+				       c, now, "recording tag removals");
+		if (!rc)
+			rc = apply_one(db, "DELETE FROM customer_tag WHERE (tag, customer) IN "
+					   "(SELECT tag, customer FROM scrm_tagdiff(?1, 2))",
+				       c, now, "removing tags");
+	}
 	if (!rc && c->nadds)
-		rc = apply_one(db, "INSERT INTO customer_tag(customer, tag, origin, at, rule, "
-				   "rule_version) SELECT customer, tag, customer, ?2, rule, version "
-				   "FROM scrm_tagdiff(?1, 1)",
+		rc = apply_one(db, "INSERT INTO customer_tag(tag, customer, origin, at, rule, "
+				   "rule_version, implicit) SELECT tag, customer, customer, ?2, rule, "
+				   "version, 1 FROM scrm_tagdiff(?1, 1)",
 			       c, now, "adding tags");
 	return rc;
 }

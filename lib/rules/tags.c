@@ -107,14 +107,26 @@ static int history(scrm_db *db, int64_t customer, int64_t tag, bool add, int64_t
 	return scrm__step_done(db, st, "recording a tag change");
 }
 
+/* A holding a bulk refresh added records its addition in its row only
+ * (implicit, schema 8): that goes to tag_history before the row goes. */
 static int untag(scrm_db *db, int64_t customer, int64_t tag, bool *removed)
 {
-	sqlite3_stmt *st = scrm__stmt(db, "DELETE FROM customer_tag WHERE customer = ?1 AND tag = ?2");
+	sqlite3_stmt *st = scrm__stmt(
+		db, "INSERT INTO tag_history(customer, tag, op, at, rule, rule_version, actor) "
+		    "SELECT origin, tag, 'add', at, rule, rule_version, actor FROM customer_tag "
+		    "WHERE tag = ?2 AND customer = ?1 AND implicit IS NOT NULL");
 	if (!st)
 		return scrm_errcode(db);
 	sqlite3_bind_int64(st, 1, customer);
 	sqlite3_bind_int64(st, 2, tag);
-	int rc = scrm__step_done(db, st, "removing a tag");
+	int rc = scrm__step_done(db, st, "recording a tag's addition");
+	if (rc)
+		return rc;
+	if (!(st = scrm__stmt(db, "DELETE FROM customer_tag WHERE tag = ?2 AND customer = ?1")))
+		return scrm_errcode(db);
+	sqlite3_bind_int64(st, 1, customer);
+	sqlite3_bind_int64(st, 2, tag);
+	rc = scrm__step_done(db, st, "removing a tag");
 	*removed = !rc && sqlite3_changes(scrm__sqlite(db)) > 0;
 	return rc;
 }
@@ -124,8 +136,8 @@ static int clear_group(scrm_db *db, int64_t customer, const tag_info *t, int64_t
 		       const char *rule_id, int64_t version, const char *actor)
 {
 	sqlite3_stmt *st = scrm__stmt(
-		db, "SELECT ct.tag FROM customer_tag ct JOIN tag t ON t.id = ct.tag "
-		    "WHERE ct.customer = ?1 AND t.grp = ?2 AND ct.tag <> ?3 LIMIT 1");
+		db, "SELECT ct.tag FROM tag t CROSS JOIN customer_tag ct ON ct.tag = t.id "
+		    "AND ct.customer = ?1 WHERE t.grp = ?2 AND ct.tag <> ?3 LIMIT 1");
 	if (!st)
 		return scrm_errcode(db);
 	for (;;) {
@@ -209,8 +221,8 @@ int ru__tags_merge(scrm_db *db, int64_t survivor, int64_t absorbed, int64_t log_
 	sqlite3_stmt *st = scrm__stmt(
 		db, "SELECT ct.tag, EXISTS (SELECT 1 FROM customer_tag s WHERE s.customer = ?1 AND "
 		    "(s.tag = ct.tag OR (g.exclusive AND s.tag IN (SELECT id FROM tag WHERE grp = g.id)))) "
-		    "FROM customer_tag ct JOIN tag t ON t.id = ct.tag LEFT JOIN tag_group g ON g.id = t.grp "
-		    "WHERE ct.customer = ?2 LIMIT 1");
+		    "FROM tag t CROSS JOIN customer_tag ct ON ct.tag = t.id AND ct.customer = ?2 "
+		    "LEFT JOIN tag_group g ON g.id = t.grp LIMIT 1");
 	if (!st)
 		return scrm_errcode(db);
 	for (;;) {
@@ -249,8 +261,8 @@ int ru__tags_merge(scrm_db *db, int64_t survivor, int64_t absorbed, int64_t log_
 int ru__tags_unmerge(scrm_db *db, int64_t old_root, int64_t new_root)
 {
 	sqlite3_stmt *st = scrm__stmt(
-		db, "UPDATE customer_tag SET customer = ?2 WHERE customer = ?1 AND origin IN "
-		    "(SELECT id FROM identity_customers WHERE root = ?2)");
+		db, "UPDATE customer_tag SET customer = ?2 WHERE tag IN (SELECT id FROM tag) AND "
+		    "customer = ?1 AND origin IN (SELECT id FROM identity_customers WHERE root = ?2)");
 	if (!st)
 		return scrm_errcode(db);
 	sqlite3_bind_int64(st, 1, old_root);
@@ -299,8 +311,8 @@ static int group_set(scrm_db *db, const char *json)
 	if (exclusive) {
 		/* Becoming exclusive must not leave anyone with two of its tags. */
 		sqlite3_stmt *st = scrm__stmt(
-			db, "SELECT ct.customer FROM customer_tag ct JOIN tag t ON t.id = ct.tag "
-			    "JOIN tag_group g ON g.id = t.grp WHERE g.name = ?1 "
+			db, "SELECT ct.customer FROM tag_group g JOIN tag t ON t.grp = g.id "
+			    "CROSS JOIN customer_tag ct ON ct.tag = t.id WHERE g.name = ?1 "
 			    "GROUP BY ct.customer HAVING count(*) > 1 LIMIT 1");
 		if (!st) {
 			rc = scrm_errcode(db);
@@ -613,9 +625,9 @@ static int customer_json(scrm_db *db, int64_t customer, scrm_buf *b)
 	if (rc)
 		return rc;
 	sqlite3_stmt *st = scrm__stmt(
-		db, "SELECT t.name, g.name, ct.at, ct.rule, ct.rule_version, ct.actor FROM customer_tag ct "
-		    "JOIN tag t ON t.id = ct.tag LEFT JOIN tag_group g ON g.id = t.grp "
-		    "WHERE ct.customer = ?1 ORDER BY t.name");
+		db, "SELECT t.name, g.name, ct.at, ct.rule, ct.rule_version, ct.actor FROM tag t "
+		    "CROSS JOIN customer_tag ct ON ct.tag = t.id AND ct.customer = ?1 "
+		    "LEFT JOIN tag_group g ON g.id = t.grp ORDER BY t.name");
 	if (!st)
 		return scrm_errcode(db);
 	sqlite3_bind_int64(st, 1, root);
@@ -642,10 +654,14 @@ static int history_json(scrm_db *db, int64_t customer, int limit, scrm_buf *b)
 	if (rc)
 		return rc;
 	sqlite3_stmt *st = scrm__stmt(
-		db, "SELECT h.id, h.customer, t.name, h.op, h.at, h.rule, h.rule_version, h.actor, "
-		    "h.reason FROM tag_history h JOIN tag t ON t.id = h.tag WHERE h.customer IN "
+		db, "SELECT h.id AS id, h.customer, t.name, h.op, h.at AS at, h.rule, h.rule_version, "
+		    "h.actor, h.reason FROM tag_history h JOIN tag t ON t.id = h.tag WHERE h.customer IN "
 		    "(SELECT id FROM identity_customers WHERE root = ?1) "
-		    "ORDER BY h.at DESC, h.id DESC LIMIT ?2");
+		    /* additions a bulk refresh recorded in the holding's row */
+		    "UNION ALL SELECT NULL, ct.origin, t.name, 'add', ct.at, ct.rule, ct.rule_version, "
+		    "ct.actor, NULL FROM tag t CROSS JOIN customer_tag ct ON ct.tag = t.id AND ct.customer = ?1 "
+		    "WHERE ct.implicit IS NOT NULL "
+		    "ORDER BY at DESC, id DESC LIMIT ?2");
 	if (!st)
 		return scrm_errcode(db);
 	sqlite3_bind_int64(st, 1, root);
@@ -653,9 +669,12 @@ static int history_json(scrm_db *db, int64_t customer, int limit, scrm_buf *b)
 	int s, n = 0;
 	scrm__buf_puts(b, "[");
 	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-		scrm__buf_printf(b, "%s{\"id\":%lld,\"customer\":%lld,\"tag\":", n++ ? "," : "",
-				 (long long)sqlite3_column_int64(st, 0),
-				 (long long)sqlite3_column_int64(st, 1));
+		scrm__buf_puts(b, n++ ? ",{\"id\":" : "{\"id\":");
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+			scrm__buf_puts(b, "null");
+		else
+			scrm__buf_int(b, sqlite3_column_int64(st, 0));
+		scrm__buf_printf(b, ",\"customer\":%lld,\"tag\":", (long long)sqlite3_column_int64(st, 1));
 		put_col(b, st, 2);
 		scrm__buf_puts(b, ",\"op\":");
 		put_col(b, st, 3);

@@ -282,8 +282,11 @@ START_TEST(test_rule_tags)
 	tu_assert_contains(out, exp);
 	scrm_free(out);
 	ck_assert_int_eq(holders(db, "repeat"), want);
-	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM tag_history WHERE rule = 'tag:repeat' "
-					"AND rule_version = 1 AND op = 'add'"), want);
+	/* A refresh records its additions in the holdings' rows (schema 8). */
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM customer_tag WHERE rule = 'tag:repeat' "
+					"AND rule_version = 1 AND implicit = 1"), want);
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM tag_history WHERE rule = 'tag:repeat'"), 0);
+	int64_t had = want;
 	/* Same expression: same version; a new one: version 2, refresh follows. */
 	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"repeat\",\"expr\":\"profile.figures.orders >= 2\"}"));
 	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"repeat\",\"expr\":\"profile.figures.orders >= 3\"}"));
@@ -292,6 +295,17 @@ START_TEST(test_rule_tags)
 	scrm_free(out);
 	tu_assert_ok(db, scrm_segment_count(db, "profile.figures.orders >= 3", &want));
 	ck_assert_int_eq(holders(db, "repeat"), want);
+	/* Those who lost it: their addition (version 1) went to the history
+	 * first, then the removal (version 2). */
+	ck_assert_int_gt(had - want, 0);
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM tag_history WHERE rule = 'tag:repeat' "
+					"AND rule_version = 1 AND op = 'add'"), had - want);
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM tag_history WHERE rule = 'tag:repeat' "
+					"AND rule_version = 2 AND op = 'remove'"), had - want);
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM tag_history a JOIN tag_history r "
+					"ON r.customer = a.customer AND r.tag = a.tag AND r.op = 'remove' "
+					"WHERE a.op = 'add' AND a.rule = 'tag:repeat' AND a.id < r.id "
+					"AND a.at <= r.at"), had - want);
 	/* Manual changes are refused; conversions too. */
 	int64_t c = customer(db, "NEW1");
 	tu_assert_rc(db, scrm_tag_add(db, c, "repeat", "alice"), SCRM_STATE);
@@ -466,21 +480,95 @@ START_TEST(test_rule_tag_refresh_differential)
 	/* Both directions happened in volume. */
 	ck_assert_int_gt(tu_sql_int(dbs[0], "SELECT count(*) FROM tag_history WHERE op = 'remove' "
 					    "AND rule LIKE 'tag:%'"), 100);
-	/* The first refresh's history is in the order the changes were found
-	 * (customer, then tag name), as when they were written one by one. */
+	/* A refresh's removals are in the history in the order they were
+	 * found (customer, then tag name), as when written one by one. */
 	char sql[512];
 	snprintf(sql, sizeof sql,
 		 "SELECT count(*) FROM tag_history a JOIN tag_history b ON b.id = a.id + 1 "
 		 "JOIN tag ta ON ta.id = a.tag JOIN tag tb ON tb.id = b.tag WHERE a.at = %lld AND "
-		 "b.at = a.at AND a.rule LIKE 'tag:%%' AND b.rule LIKE 'tag:%%' AND (b.customer < "
-		 "a.customer OR (b.customer = a.customer AND tb.name <= ta.name))",
-		 (long long)(T0 + 2 * DAY));
+		 "b.at = a.at AND a.op = 'remove' AND b.op = 'remove' AND a.rule LIKE 'tag:%%' AND "
+		 "b.rule LIKE 'tag:%%' AND (b.customer < a.customer OR (b.customer = a.customer AND "
+		 "tb.name <= ta.name))",
+		 (long long)(T0 + 200 * DAY));
 	ck_assert_int_eq(tu_sql_int(dbs[0], sql), 0);
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM tag_history WHERE at = %lld AND rule LIKE 'tag:%%'",
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM tag_history WHERE at = %lld AND op = 'remove' "
+		 "AND rule LIKE 'tag:%%'", (long long)(T0 + 200 * DAY));
+	ck_assert_int_gt(tu_sql_int(dbs[0], sql), 20);
+	/* The first refresh's additions are in the holdings' rows, not in
+	 * tag_history, until something takes them away. */
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM tag_history WHERE at = %lld AND op = 'add' "
+		 "AND rule LIKE 'tag:%%' AND id > (SELECT min(id) FROM tag_history WHERE at = %lld)",
+		 (long long)(T0 + 2 * DAY), (long long)(T0 + 200 * DAY));
+	ck_assert_int_gt(tu_sql_int(dbs[0], sql), 20);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM customer_tag WHERE at = %lld AND implicit = 1",
 		 (long long)(T0 + 2 * DAY));
 	ck_assert_int_gt(tu_sql_int(dbs[0], sql), 300);
 	scrm_db_close(dbs[0]);
 	scrm_db_close(dbs[1]);
+}
+END_TEST
+
+/* A refresh records its additions in the holdings' rows (implicit, schema
+ * 8), not in tag_history: the history still shows them (without an id),
+ * and whatever takes such a holding away writes its addition first — a
+ * merge that drops the absorbed side's copy, an erasure. */
+START_TEST(test_rule_tag_history_implicit)
+{
+	scrm_db *db = open_db("implicit.db");
+	int64_t a = customer(db, "A"), b = customer(db, "B"), c = customer(db, "C");
+	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"all\",\"expr\":\"true\"}"));
+	char *out = NULL;
+	tu_assert_ok(db, scrm_tags_refresh(db, NULL, &out));
+	scrm_free(out);
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM customer_tag WHERE implicit = 1"), 3);
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM tag_history"), 0);
+	tu_assert_ok(db, scrm_tags_history_json(db, a, 0, &out));
+	char want[256];
+	snprintf(want, sizeof want,
+		 "[{\"id\":null,\"customer\":%lld,\"tag\":\"all\",\"op\":\"add\",\"at\":%lld,"
+		 "\"source\":{\"rule\":\"tag:all\",\"version\":1},\"reason\":null}]",
+		 (long long)a, (long long)T0);
+	ck_assert_str_eq(out, want);
+	scrm_free(out);
+	/* Both hold it: the merge drops the absorbed side's holding. */
+	clk.now = T0 + DAY;
+	int64_t survivor = 0;
+	tu_assert_ok(db, scrm_identity_merge(db, a, b, "t", &survivor));
+	int64_t absorbed = survivor == a ? b : a;
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM tag_history WHERE op = 'add'"), 1);
+	tu_assert_ok(db, scrm_tags_history_json(db, survivor, 0, &out));
+	/* newest first: the removal, then both additions (same time: the one
+	 * with a history id first) */
+	const char *rm = strstr(out, "\"op\":\"remove\"");
+	char add_abs[64], add_surv[64];
+	snprintf(add_abs, sizeof add_abs, "\"customer\":%lld,\"tag\":\"all\",\"op\":\"add\"",
+		 (long long)absorbed);
+	snprintf(add_surv, sizeof add_surv, "{\"id\":null,\"customer\":%lld,\"tag\":\"all\",\"op\":\"add\"",
+		 (long long)survivor);
+	ck_assert_ptr_nonnull(rm);
+	ck_assert_ptr_nonnull(strstr(out, add_abs));
+	ck_assert_ptr_nonnull(strstr(out, add_surv));
+	ck_assert(rm < strstr(out, add_abs));
+	ck_assert(strstr(out, add_abs) < strstr(out, add_surv));
+	tu_assert_contains(out, "\"reason\":\"merge ");
+	scrm_free(out);
+	snprintf(want, sizeof want, "SELECT count(*) FROM tag_history WHERE customer = %lld AND "
+		 "op = 'add' AND at = %lld AND rule = 'tag:all' AND rule_version = 1", (long long)absorbed,
+		 (long long)T0);
+	ck_assert_int_eq(tu_sql_int(db, want), 1);
+	/* Erasure takes the holding and keeps its addition in the history. */
+	tu_assert_ok(db, scrm_profile_erase(db, c, "asked"));
+	snprintf(want, sizeof want, "SELECT count(*) FROM customer_tag WHERE customer = %lld", (long long)c);
+	ck_assert_int_eq(tu_sql_int(db, want), 0);
+	snprintf(want, sizeof want, "SELECT count(*) FROM tag_history WHERE customer = %lld AND "
+		 "op = 'add' AND at = %lld", (long long)c, (long long)T0);
+	ck_assert_int_eq(tu_sql_int(db, want), 1);
+	/* The survivor still holds it, implicitly; a refresh changes nothing. */
+	tu_assert_ok(db, scrm_tags_refresh(db, NULL, &out));
+	tu_assert_contains(out, "\"all\":{\"holders\":1,\"added\":0,\"removed\":0");
+	scrm_free(out);
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM customer_tag WHERE implicit = 1"), 1);
+	scrm_db_close(db);
 }
 END_TEST
 
@@ -567,6 +655,7 @@ static Suite *segment_suite(void)
 	tcase_add_test(tc, test_paging_and_errors);
 	tcase_add_test(tc, test_rule_tags);
 	tcase_add_test(tc, test_rule_tag_refresh_differential);
+	tcase_add_test(tc, test_rule_tag_history_implicit);
 	tcase_add_test(tc, test_rule_tag_refresh_reordered);
 	suite_add_tcase(s, tc);
 	return s;
