@@ -1,9 +1,10 @@
 /*
  * Profile configuration (RFM window and currency, lifecycle thresholds),
- * the lifecycle rule, and the population-wide RFM refresh done in one
- * INSERT ... SELECT with window functions.
+ * the lifecycle rule, and the population-wide RFM refresh: one aggregate
+ * query, the quintile ranks computed in C, one INSERT ... SELECT.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -206,12 +207,15 @@ SCRM_API int scrm_profile_config_json(scrm_db *db, char **out)
 	"  WHEN ?1 - coalesce(fg.first_seen, c.created_at) < ?7 THEN 'dormant' ELSE 'lost' END" \
 	" END"
 
-/* SPEC.md "RFM scores": rank() - 1 is the number of customers strictly
- * before in the window's order (strictly smaller F or M, strictly greater
- * recency days); N is the number of customers with an order in the window.
- * Step 1 scores the customers with an order in the window into a temporary
- * table; step 2 writes every customer's row in id order, joining it. */
-static const char sql_scored[] =
+/* SPEC.md "RFM scores": a score counts the customers strictly before in
+ * its order (strictly smaller F or M, strictly greater recency days); N is
+ * the number of customers with an order in the window. Step 1 reads those
+ * customers' figures in id order (sql_agg), scores them in C (score()) and
+ * lists them in a temporary table; step 2 writes every customer's row in
+ * id order, joining it. The ranks were window functions (rank() OVER ...
+ * / count(*) OVER ()) before: three sorts of SQLite records and the rows
+ * buffered for each took 2.5 s of a 3.1 s step at 1M customers. */
+static const char sql_agg[] =
 	"WITH rf AS ("
 	"  SELECT refund_of AS oid, sum(amount) AS amt FROM event"
 	"  WHERE type = 'refund' AND at <= ?1 GROUP BY refund_of),"
@@ -223,12 +227,7 @@ static const char sql_scored[] =
 	"  WHERE o.type = 'order' AND o.at >= ?2 AND o.at <= ?1 AND o.customer NOT IN"
 	"   (SELECT id FROM identity_customers WHERE erased_at IS NOT NULL)"
 	"  GROUP BY o.customer)"
-	" INSERT INTO temp.pf_rfm(customer, freq, mon, rd, r, f, m)"
-	" SELECT customer, freq, mon, rd,"
-	"  1 + 5 * (rank() OVER (ORDER BY rd DESC) - 1) / count(*) OVER (),"
-	"  1 + 5 * (rank() OVER (ORDER BY freq) - 1) / count(*) OVER (),"
-	"  1 + 5 * (rank() OVER (ORDER BY mon) - 1) / count(*) OVER ()"
-	" FROM agg";
+	" SELECT customer, freq, mon, rd FROM agg";
 
 static const char sql_all[] =
 	"INSERT INTO profile_score(customer, recency_days, frequency, monetary, r, f, m, lifecycle)"
@@ -244,6 +243,89 @@ static double mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* One scored customer: its figures, then its three scores. */
+typedef struct rfm_row {
+	int64_t customer, v[3]; /* recency days, frequency, monetary */
+	int64_t score[3];       /* r, f, m */
+} rfm_row;
+
+typedef struct rfm_key {
+	int64_t key;
+	size_t row;
+} rfm_key;
+
+static int cmp_key(const void *a, const void *b)
+{
+	int64_t x = ((const rfm_key *)a)->key, y = ((const rfm_key *)b)->key;
+	return (x > y) - (x < y);
+}
+
+/* score = 1 + floor(5 * before / n), before = how many keys sort strictly
+ * before this one: recency by days descending (negated), F and M
+ * ascending. keys: room for n. */
+static void score(rfm_row *rows, size_t n, rfm_key *keys)
+{
+	for (int k = 0; k < 3; k++) {
+		for (size_t i = 0; i < n; i++)
+			keys[i] = (rfm_key){k == 0 ? -rows[i].v[0] : rows[i].v[k], i};
+		qsort(keys, n, sizeof *keys, cmp_key);
+		size_t first = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (i && keys[i].key != keys[i - 1].key)
+				first = i;
+			rows[keys[i].row].score[k] = 1 + (int64_t)(5 * (uint64_t)first / n);
+		}
+	}
+}
+
+/* Step 1: the customers with an order in the window, scored, into
+ * temp.pf_rfm (in id order: the aggregate groups by customer). */
+static int scored(scrm_db *db, sqlite3_stmt *agg)
+{
+	rfm_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	int s, rc = SCRM_OK;
+	while ((s = sqlite3_step(agg)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 4096;
+			rfm_row *p = scrm__realloc(db, rows, nc * sizeof *p);
+			if (!p) {
+				rc = scrm__error(db, SCRM_NOMEM, "out of memory scoring %zu customers", nc);
+				break;
+			}
+			rows = p;
+			cap = nc;
+		}
+		rows[n++] = (rfm_row){sqlite3_column_int64(agg, 0),
+				      {sqlite3_column_int64(agg, 3), sqlite3_column_int64(agg, 1),
+				       sqlite3_column_int64(agg, 2)},
+				      {0, 0, 0}};
+	}
+	if (!rc && s != SQLITE_DONE)
+		rc = scrm__sqlerr(db, s, "reading RFM figures");
+	sqlite3_reset(agg);
+	rfm_key *keys = NULL;
+	if (!rc && n && !(keys = scrm__malloc(db, n * sizeof *keys)))
+		rc = scrm__error(db, SCRM_NOMEM, "out of memory scoring %zu customers", n);
+	if (!rc && n)
+		score(rows, n, keys);
+	scrm__free(keys);
+	sqlite3_stmt *ins = rc ? NULL : scrm__stmt(db, "INSERT INTO temp.pf_rfm(customer, freq, mon, "
+						     "rd, r, f, m) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+	if (!rc && !ins)
+		rc = scrm_errcode(db);
+	for (size_t i = 0; !rc && i < n; i++) {
+		const rfm_row *r = &rows[i];
+		int64_t cols[7] = {r->customer, r->v[1], r->v[2], r->v[0],
+				   r->score[0], r->score[1], r->score[2]};
+		for (int k = 0; k < 7; k++)
+			sqlite3_bind_int64(ins, k + 1, cols[k]);
+		rc = scrm__step_done(db, ins, "listing RFM scores");
+	}
+	scrm__free(rows);
+	return rc;
+}
+
 static int refresh(scrm_db *db, int64_t now, scrm_buf *sum)
 {
 	double t0 = mono_s();
@@ -256,7 +338,7 @@ static int refresh(scrm_db *db, int64_t now, scrm_buf *sum)
 		return rc;
 	sqlite3_stmt *st;
 	for (int i = 0; i < 2; i++) {
-		if (!(st = scrm__stmt(db, i ? sql_all : sql_scored)))
+		if (!(st = scrm__stmt(db, i ? sql_all : sql_agg)))
 			return scrm_errcode(db);
 		sqlite3_bind_int64(st, 1, now);
 		sqlite3_bind_int64(st, 2, now - c.window_days * PF_DAY_MS);
@@ -265,7 +347,7 @@ static int refresh(scrm_db *db, int64_t now, scrm_buf *sum)
 		sqlite3_bind_int64(st, 5, c.active_days * PF_DAY_MS);
 		sqlite3_bind_int64(st, 6, c.at_risk_days * PF_DAY_MS);
 		sqlite3_bind_int64(st, 7, c.dormant_days * PF_DAY_MS);
-		if ((rc = scrm__step_done(db, st, "refreshing RFM scores")))
+		if ((rc = i ? scrm__step_done(db, st, "refreshing RFM scores") : scored(db, st)))
 			return rc;
 	}
 	if ((rc = scrm__exec(db, "DELETE FROM temp.pf_rfm")) ||
