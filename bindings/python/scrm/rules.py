@@ -773,7 +773,9 @@ class RulesMixin:
 
     def tags_history(self, customer, limit=0):
         """A customer's tag changes, newest first: list of ``{"id", "customer",
-        "tag", "op", "at", "source", "reason"}``; `limit` 0 is all."""
+        "tag", "op", "at", "source", "reason"}``; `limit` 0 is all. ``id`` is
+        None for an addition made by :meth:`tags_refresh` to a tag the
+        customer still holds."""
         return self._invoke_json("scrm_tags_history_json", id_arg(customer),
                                  int_arg(limit, _lib.INT_MIN, _lib.INT_MAX, "limit"))
 
