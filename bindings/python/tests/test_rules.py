@@ -6,6 +6,7 @@ import json
 import threading
 import time
 import unittest
+import warnings
 import weakref
 
 from support import OwnershipLedger, TempDirTestCase, has_profile
@@ -695,6 +696,34 @@ class TestOutbox(RulesTestCase):
             db.outbox_deliver()                        # no handler
         with self.assertRaises(TypeError):
             db.outbox_set_handler(42)
+
+    def test_handler_leaves_no_reference_cycle(self):
+        # The trampoline reaches the Database through a weak reference: an
+        # unclosed Database with a handler is finalized (and its handle
+        # closed) as soon as its last reference goes, without the cycle
+        # collector.
+        closed = []
+        orig = _lib.func("scrm_db_close")
+
+        class Spy:
+            def __call__(self, h):
+                closed.append(h)
+                return orig(h)
+        db = scrm.open(self.path("cycle.db"))
+        db.outbox_set_handler(lambda action: None)
+        handle = db._handle
+        ref = weakref.ref(db)
+        _lib._funcs["scrm_db_close"] = Spy()
+        gc.disable()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                del db
+            self.assertIsNone(ref(), "no reference cycle keeps the Database alive")
+        finally:
+            gc.enable()
+            _lib._funcs["scrm_db_close"] = orig
+        self.assertEqual(closed, [handle])
 
     def test_handler_exception_becomes_failure(self):
         db = self.db
