@@ -246,6 +246,28 @@ START_TEST(test_v5_answers_as_before)
 		same_json(what, e, got);
 		cJSON_Delete(got);
 	}
+	/* Schema 8 rebuilt customer_tag: every old holding kept its history
+	 * rows (none became implicit), and the history reads them with ids. */
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM customer_tag WHERE implicit IS NOT NULL"), 0);
+	int hist = 0;
+	for (int64_t c = 1; c <= 5; c++) {
+		char q[96];
+		snprintf(q, sizeof q, "SELECT count(*) FROM identity_customers WHERE id = %lld AND root = id",
+			 (long long)c);
+		if (!tu_sql_int(db, q)) /* merged: its history is its root's */
+			continue;
+		tu_assert_ok(db, scrm_tags_history_json(db, c, 0, &out));
+		got = take(out);
+		const cJSON *h;
+		cJSON_ArrayForEach(h, got) {
+			ck_assert_msg(cJSON_IsNumber(cJSON_GetObjectItem(h, "id")), "history id of customer %lld",
+				      (long long)c);
+			hist++;
+		}
+		cJSON_Delete(got);
+	}
+	ck_assert_int_eq(hist, tu_sql_int(db, "SELECT count(*) FROM tag_history"));
+	ck_assert_int_gt(hist, 0);
 	cJSON_ArrayForEach(e, cJSON_GetObjectItem(x, "event_stats")) {
 		int64_t n = -1, s = -1;
 		tu_assert_ok(db, scrm_profile_event_stats(db, jint(e, "customer"), jstr(e, "type"), 0,
