@@ -397,10 +397,22 @@ static int on_merge(scrm_db *db, const scrm_note *note)
 	return rc;
 }
 
+/* Unmerge (the profile engine has already given each side back its
+ * events): absence waits and held firings go with the event that started
+ * them. Firings stay with the old root, whose caps they counted in. */
 static int on_unmerge(scrm_db *db, const scrm_note *note)
 {
 	int64_t now = scrm__now(db);
+	static const char *const moves[] = {
+		"UPDATE rule_wait SET customer = ?2 WHERE customer = ?1 AND "
+		"(SELECT customer FROM event WHERE id = rule_wait.event) = ?2",
+		"UPDATE rule_deferred SET customer = ?2 WHERE customer = ?1 AND event IS NOT NULL AND "
+		"(SELECT customer FROM event WHERE id = rule_deferred.event) = ?2",
+	};
 	int rc = ru__tags_unmerge(db, note->survivor, note->absorbed);
+	for (size_t i = 0; i < SCRM_ARRAY_LEN(moves) && !rc; i++)
+		rc = exec2(db, moves[i], note->survivor, note->absorbed,
+			   "giving rule state back to the split-off customer");
 	for (int i = 0; i < 2 && !rc; i++)
 		rc = exec2(db, "INSERT OR IGNORE INTO rule_date_dirty(customer, since) "
 			       "SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM rule_date_attr)",

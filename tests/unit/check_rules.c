@@ -1559,6 +1559,45 @@ START_TEST(test_merge_moves_caps_and_waits)
 }
 END_TEST
 
+/* An unmerge gives back the absence waits and held firings started by the
+ * events it gives back: they fire for the split-off customer. */
+START_TEST(test_unmerge_moves_waits_and_deferrals)
+{
+	scrm_db *db = open_db("um.db");
+	config(db, jq("{'quiet_hours':{'start':'21:00','end':'09:00'}}"));
+	load(db, jq("[{'id':'cart','trigger':{'type':'absence','start':'cart_add','missing':'order',"
+		    "'within':'1h'},'actions':[{'type':'push'}]},"
+		    "{'id':'q','trigger':{'type':'event','event':'view'},"
+		    "'actions':[{'type':'push_message'}],'limits':{'quiet_hours':true}}]"));
+	int64_t a = customer(db, "13800138000"), b = customer(db, "13900139000");
+	int64_t merge = 0;
+	tu_assert_ok(db, scrm_identity_merge(db, a, b, "same person", &merge));
+	/* 15:00Z = 23:00 in Shanghai: the view is held until 09:00. */
+	clk.now = T0 + 15 * HOUR;
+	event(db, "cart_add", b, 0); /* named b: b's again after the unmerge */
+	event(db, "view", b, 0);
+	event(db, "cart_add", a, 0); /* a's own wait stays */
+	char q[160];
+	snprintf(q, sizeof q, "SELECT root FROM identity_customers WHERE id = %lld", (long long)b);
+	int64_t root = tu_sql_int(db, q);
+	snprintf(q, sizeof q, "SELECT count(*) FROM rule_wait WHERE customer = %lld", (long long)root);
+	ck_assert_int_eq(tu_sql_int(db, q), 2);
+	tu_assert_ok(db, scrm_identity_unmerge(db, merge, "mistake", NULL));
+	snprintf(q, sizeof q, "SELECT count(*) FROM rule_wait WHERE customer = %lld", (long long)b);
+	ck_assert_int_eq(tu_sql_int(db, q), 1);
+	snprintf(q, sizeof q, "SELECT count(*) FROM rule_wait WHERE customer = %lld", (long long)a);
+	ck_assert_int_eq(tu_sql_int(db, q), 1);
+	snprintf(q, sizeof q, "SELECT count(*) FROM rule_deferred WHERE customer = %lld", (long long)b);
+	ck_assert_int_eq(tu_sql_int(db, q), 1);
+	tick(db, T0 + DAY + 1 * HOUR);
+	snprintf(q, sizeof q, "SELECT count(*) FROM outbox WHERE customer = %lld", (long long)b);
+	ck_assert_int_eq(tu_sql_int(db, q), 2); /* b's push and push_message */
+	snprintf(q, sizeof q, "SELECT count(*) FROM outbox WHERE customer = %lld", (long long)a);
+	ck_assert_int_eq(tu_sql_int(db, q), 1); /* a's push */
+	scrm_db_close(db);
+}
+END_TEST
+
 START_TEST(test_trace_queries_and_erasure)
 {
 	scrm_db *db = open_db("tr.db");
@@ -1835,6 +1874,7 @@ static Suite *rules_suite(void)
 	tcase_add_test(tc, test_readonly_handle);
 	tcase_add_test(tc, test_tags);
 	tcase_add_test(tc, test_tags_follow_merge_and_unmerge);
+	tcase_add_test(tc, test_unmerge_moves_waits_and_deferrals);
 	tcase_add_test(tc, test_merge_moves_caps_and_waits);
 	tcase_add_test(tc, test_trace_queries_and_erasure);
 	tcase_add_test(tc, test_event_in_batch_and_rollback);
