@@ -230,6 +230,15 @@ static int run(scrm_db *db, const char *sql, const ru_rtag *t, int64_t now, int6
 	return rc;
 }
 
+/* The comma before a tag's entry in the summary, unless it is the first.
+ * After a failed append the buffer may hold nothing at all (its oom sticks
+ * and the call fails when it finishes). */
+static void sum_sep(scrm_buf *sum)
+{
+	if (sum->len && sum->data[sum->len - 1] != '{')
+		scrm__buf_puts(sum, ",");
+}
+
 static int refresh_one(scrm_db *db, const ru_rtag *t, int64_t now, scrm_buf *sum)
 {
 	int64_t holders = 0, added = 0, removed = 0;
@@ -260,7 +269,7 @@ static int refresh_one(scrm_db *db, const ru_rtag *t, int64_t now, scrm_buf *sum
 			 t, now, &added);
 	if (rc)
 		return rc;
-	scrm__buf_puts(sum, sum->data[sum->len - 1] == '{' ? "" : ",");
+	sum_sep(sum);
 	scrm__buf_json_str(sum, t->name);
 	scrm__buf_printf(sum, ":{\"holders\":%lld,\"added\":%lld,\"removed\":%lld,\"version\":%lld}",
 			 (long long)holders, (long long)added, (long long)removed,
@@ -691,7 +700,7 @@ static int refresh_sql(scrm_db *db, ru_state *s, ru_rtag *const *ts, size_t n, i
 	if (!rc)
 		rc = apply(db, s, &c, now, cache);
 	for (size_t i = 0; !rc && i < n; i++) {
-		scrm__buf_puts(sum, sum->data[sum->len - 1] == '{' ? "" : ",");
+		sum_sep(sum);
 		scrm__buf_json_str(sum, ts[i]->name);
 		scrm__buf_printf(sum, ":{\"holders\":%lld,\"added\":%lld,\"removed\":%lld,\"version\":%lld}",
 				 (long long)cnt[i], (long long)cnt[n + i], (long long)cnt[2 * n + i],
@@ -773,7 +782,12 @@ SCRM_API int scrm_tags_refresh(scrm_db *db, const char *tag, char **summary)
 	scrm_buf b;
 	scrm__buf_init(&b, db);
 	int64_t cache = 0; /* cache_size to restore: the commit writes with the grown cache */
-	rc = scrm__tx_end(db, refresh(db, tag, &b, &cache));
+	/* The summary is complete before the commit: failing to report must
+	 * not leave the refresh behind. */
+	rc = refresh(db, tag, &b, &cache);
+	if (rc == SCRM_OK && b.oom)
+		rc = scrm__error(db, SCRM_NOMEM, "out of memory building the refresh summary");
+	rc = scrm__tx_end(db, rc);
 	if (cache) {
 		char sql[64];
 		snprintf(sql, sizeof sql, "PRAGMA cache_size = %lld", (long long)cache);

@@ -572,6 +572,68 @@ START_TEST(test_rule_tag_history_implicit)
 }
 END_TEST
 
+/* Every allocation of a refresh (set-wise and one-by-one) failing in turn:
+ * SCRM_NOMEM with nothing written, never a crash (the summary's separator
+ * read the buffer of a failed append), then the refresh that succeeds. */
+START_TEST(test_rule_tag_refresh_alloc_fail)
+{
+	scrm_db *db = population();
+	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"repeat\",\"expr\":\"profile.figures.orders >= 2\"}"));
+	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"odd\",\"expr\":"
+					  "\"(profile.figures.orders >= 1) ?? (profile.customer < 0)\"}"));
+	int rc = SCRM_NOMEM;
+	long nth, failures = 0;
+	for (nth = 1; nth < 20000 && rc; nth++) {
+		tu_assert_ok(db, scrm_db_test_alloc_fail(db, nth));
+		scrm__test_alloc_fail(nth);
+		char *out = NULL;
+		rc = scrm_tags_refresh(db, NULL, &out);
+		scrm_db_test_alloc_fail(db, 0);
+		scrm__test_alloc_fail(0);
+		if (rc == SCRM_OK) {
+			tu_assert_contains(out, "\"repeat\":{\"holders\":");
+			tu_assert_contains(out, "\"odd\":{\"holders\":");
+			scrm_free(out);
+			break;
+		}
+		ck_assert_msg(rc == SCRM_NOMEM, "nth=%ld: %s: %s", nth, scrm_errstr(rc), scrm_errmsg(db));
+		ck_assert_ptr_null(out);
+		ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM customer_tag t JOIN tag g "
+						"ON g.id = t.tag WHERE g.kind = 'rule'"), 0);
+		failures++;
+	}
+	ck_assert_int_eq(rc, SCRM_OK);
+	ck_assert_int_gt(failures, 10);
+	ck_assert_int_gt(tu_sql_int(db, "SELECT count(*) FROM customer_tag WHERE implicit = 1"), 0);
+	/* Again with the rule state loaded: now the summary's first append is
+	 * among the first allocations. A day later lifecycles move. */
+	clk.now += 400 * DAY;
+	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"lc\",\"expr\":"
+					  "\"profile.lifecycle == \\\"lost\\\"\"}"));
+	char *warm = NULL;
+	tu_assert_ok(db, scrm_tags_refresh(db, "repeat", &warm)); /* loads the rule state */
+	scrm_free(warm);
+	long held = tu_sql_int(db, "SELECT count(*) FROM customer_tag");
+	rc = SCRM_NOMEM;
+	for (nth = 1; nth < 20000 && rc; nth++) {
+		tu_assert_ok(db, scrm_db_test_alloc_fail(db, nth));
+		char *out = NULL;
+		rc = scrm_tags_refresh(db, NULL, &out);
+		scrm_db_test_alloc_fail(db, 0);
+		if (rc == SCRM_OK) {
+			tu_assert_contains(out, "\"lc\":{\"holders\":");
+			scrm_free(out);
+			break;
+		}
+		ck_assert_msg(rc == SCRM_NOMEM, "nth=%ld: %s: %s", nth, scrm_errstr(rc), scrm_errmsg(db));
+		ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM customer_tag"), held);
+	}
+	ck_assert_int_eq(rc, SCRM_OK);
+	ck_assert_int_gt(tu_sql_int(db, "SELECT count(*) FROM customer_tag"), held);
+	scrm_db_close(db);
+}
+END_TEST
+
 /* The refresh query writes && and || operands cheapest first (subqueries
  * last) and tests each tag as CASE WHEN; every covered expression, and
  * mixes that put has_tag() and net spend first, over nulls, in long
@@ -656,6 +718,7 @@ static Suite *segment_suite(void)
 	tcase_add_test(tc, test_rule_tags);
 	tcase_add_test(tc, test_rule_tag_refresh_differential);
 	tcase_add_test(tc, test_rule_tag_history_implicit);
+	tcase_add_test(tc, test_rule_tag_refresh_alloc_fail);
 	tcase_add_test(tc, test_rule_tag_refresh_reordered);
 	suite_add_tcase(s, tc);
 	return s;

@@ -537,4 +537,44 @@ test("segments: count, ids (paged iterator), explain", function()
   H.raises_code(scrm.MISUSE, db.segment_count, db, "true")
 end)
 
+test("out-of-memory paths of the rule surfaces raise NOMEM and leak nothing", function()
+  local db = fresh()
+  db:rules_load(order_rule)
+  db:tags_define{name = "buyer", expr = "profile.figures.orders >= 1"}
+  local c = db:observe({phone = "13800138000"})
+  local n = 0
+  local calls = {
+    function() -- an event that fires the rule: outbox, trace, rule tag
+      n = n + 1
+      return event(db, "order", c, {amount = 20000 + n, currency = "CNY"})
+    end,
+    function() return db:outbox_take(10, 60000) end,
+    function() return db:trace{customer = c, steps = true} end,
+    function() return db:tags_refresh() end,
+    function() return db:tags_history(c) end,
+    function() return db:segment_count("profile.figures.orders >= 1") end,
+    function() return db:tick(now + HOUR) end,
+    function() return db:rules_list() end,
+  }
+  for i, call in ipairs(calls) do
+    local failures, ok = 0, false
+    for nth = 1, 2000 do
+      db:test_alloc_fail(nth)
+      local err
+      ok, err = pcall(call)
+      db:test_alloc_fail(0)
+      if ok then break end
+      eq(type(err), "table", "error value of call " .. i)
+      eq(err.code, scrm.NOMEM, "code of call " .. i)
+      failures = failures + 1
+    end
+    assert(ok, "call " .. i .. " eventually succeeds")
+    assert(failures > 0, "call " .. i .. " met an injected failure")
+  end
+  -- Nothing half-done: each failed event left no trace of itself.
+  eq(#db:outbox_list(), 1, "one order fired the rule once")
+  eq(db:tag_has(c, "buyer"), true)
+  db:close()
+end)
+
 H.done()
