@@ -387,6 +387,47 @@ class RulesTestCase(TempDirTestCase):
         return self.db.rules_load(rule)
 
 
+class TestRulesMemory(RulesTestCase):
+    def test_out_of_memory_raises_and_leaves_nothing_half_done(self):
+        # Every library allocation of each call failing in turn: NoMemoryError
+        # (never a crash or another error), then the call that succeeds.
+        db = self.db
+        self.load_coupon_rule()
+        db.tags_define(name="buyer", expr="profile.figures.orders >= 1")
+        cid = self.customer()
+        n = [0]
+
+        def order():
+            n[0] += 1
+            return self.order(f"M{n[0]}", cid, amount=20000 + n[0])
+        calls = [order,
+                 lambda: db.outbox_take(10),
+                 lambda: db.trace(customer=cid, steps=True),
+                 lambda: db.tags_refresh(),
+                 lambda: db.tags_history(cid),
+                 lambda: db.segment_count("profile.figures.orders >= 1"),
+                 lambda: db.tick(self.now + 3_600_000),
+                 lambda: db.rules_list()]
+        for i, call in enumerate(calls):
+            failures = 0
+            for nth in range(1, 3000):
+                db.test_alloc_fail(nth)
+                try:
+                    call()
+                except scrm.NoMemoryError:
+                    failures += 1
+                    continue
+                finally:
+                    db.test_alloc_fail(0)
+                break
+            else:
+                self.fail(f"call {i} never succeeded")
+            self.assertGreater(failures, 0, f"call {i} met an injected failure")
+        # the failed orders left nothing: one order, one coupon
+        self.assertEqual(len(db.outbox_list()), 1)
+        self.assertTrue(db.tag_has(cid, "buyer"))
+
+
 class TestRulesDefinitions(RulesTestCase):
     def test_load_versions_get_list(self):
         db = self.db
