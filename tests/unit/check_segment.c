@@ -577,7 +577,17 @@ END_TEST
  * read the buffer of a failed append), then the refresh that succeeds. */
 START_TEST(test_rule_tag_refresh_alloc_fail)
 {
-	scrm_db *db = population();
+	/* A few customers: the loop runs a refresh per allocation. */
+	scrm_db *db = open_db("af.db");
+	for (int i = 0; i < 6; i++) {
+		char card[16], key[16];
+		snprintf(card, sizeof card, "AF%d", i);
+		int64_t c = customer(db, card);
+		for (int k = 0; k <= i % 3; k++) {
+			snprintf(key, sizeof key, "af%d-%d", i, k);
+			event(db, "order", c, T0 + k * DAY, 1000 + 100 * i, NULL, key);
+		}
+	}
 	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"repeat\",\"expr\":\"profile.figures.orders >= 2\"}"));
 	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"odd\",\"expr\":"
 					  "\"(profile.figures.orders >= 1) ?? (profile.customer < 0)\"}"));
