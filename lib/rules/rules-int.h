@@ -405,4 +405,44 @@ extern const char scrm__rules_schema_1[];
 extern const char scrm__rules_schema_2[];
 extern const char scrm__rules_schema_3[];
 
+/* ruletag.c: a rule tag, compiled. */
+typedef struct ru_rtag {
+	int64_t id;
+	char *name;
+	char source[80]; /* "tag:NAME" */
+	int64_t version;
+	ru_seg *g;
+} ru_rtag;
+
+/* tagdiff.c: the differences a rule-tag refresh found, and scrm_tagdiff,
+ * the table-valued function that reads them (see ruletag.c). */
+typedef struct ru_change {
+	int64_t customer;
+	uint32_t tag; /* index into the tags being refreshed */
+	bool add;
+} ru_change;
+
+typedef struct ru_changes {
+	scrm_db *db;
+	ru_rtag *const *ts; /* the tags being refreshed */
+	size_t nts;
+	ru_change *v;
+	size_t n, cap;
+	size_t *adds; /* indexes into v of the additions, in key order (tag id, customer) */
+	size_t nadds;
+} ru_changes;
+
+/* Appends a change (SCRM_NOMEM when it cannot). */
+int ru__changes_push(ru_changes *c, int64_t customer, uint32_t tag, bool add);
+
+/* scrm_tagdiff(src, mode): src is a `changes` bound with
+ * sqlite3_bind_pointer(…, RU_TAGDIFF_POINTER, NULL); the rows are
+ * (customer, tag id, op, rule, version). Mode RU_TAGDIFF_ALL: every change
+ * in array order; RU_TAGDIFF_ADDS (1): the additions in (tag id, customer)
+ * order; RU_TAGDIFF_REMOVES (2): the removals. */
+enum { RU_TAGDIFF_ALL, RU_TAGDIFF_ADDS, RU_TAGDIFF_REMOVES };
+#define RU_TAGDIFF_POINTER "scrm_tagdiff"
+/* Registers scrm_tagdiff on the connection, once (s->rtags_module). */
+int ru__tagdiff_register(scrm_db *db, ru_state *s);
+
 #endif /* SCRM_RULES_INT_H */

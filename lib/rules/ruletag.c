@@ -14,13 +14,6 @@
 
 #include "rules-int.h"
 
-typedef struct ru_rtag {
-	int64_t id;
-	char *name;
-	char source[80]; /* "tag:NAME" */
-	int64_t version;
-	ru_seg *g;
-} ru_rtag;
 
 void ru__ruletags_clear(ru_state *s)
 {
@@ -286,217 +279,15 @@ static int refresh_one(scrm_db *db, const ru_rtag *t, int64_t now, scrm_buf *sum
  * Writing the differences one statement each (two per change) cost 40% of
  * a first refresh (1.9M additions over 1M customers: 6.6G instructions at
  * 100k customers before, 4.4G after). Statements read them instead from
- * scrm_tagdiff, a table-valued function over the array: the removals'
- * history in the order found (customer, then tag name), the removals,
+ * scrm_tagdiff (tagdiff.c), a table-valued function over the array: the
+ * removals' history in the order found (customer, then tag name), the removals,
  * then the additions by tag id and customer, which is customer_tag's key
  * order (schema 8): they append. Additions are recorded in their
  * customer_tag rows (implicit), not in tag_history: at 1M customers a
  * first refresh spent as long writing two million history rows as it did
  * evaluating. */
 
-typedef struct change {
-	int64_t customer;
-	uint32_t tag; /* index into the tags being refreshed */
-	bool add;
-} change;
-
-typedef struct changes {
-	scrm_db *db;
-	ru_rtag *const *ts; /* the tags being refreshed */
-	size_t nts;
-	change *v;
-	size_t n, cap;
-	size_t *adds; /* indexes into v of the additions, in key order (tag id, customer) */
-	size_t nadds;
-} changes;
-
-static int push(changes *c, int64_t customer, uint32_t tag, bool add)
-{
-	if (c->n == c->cap) {
-		size_t nc = c->cap ? 2 * c->cap : 4096;
-		change *v = scrm__realloc(c->db, c->v, nc * sizeof *v);
-		if (!v)
-			return scrm__error(c->db, SCRM_NOMEM, "out of memory");
-		c->v = v;
-		c->cap = nc;
-	}
-	c->v[c->n++] = (change){customer, tag, add};
-	return SCRM_OK;
-}
-
-/* ---- scrm_tagdiff(src, mode): the rows of a `changes` bound as a pointer
- * (customer, tag id, op, rule, version). mode TD_ALL: every change in array
- * order; TD_ADDS: the additions in (tag id, customer) order; TD_REMOVES:
- * the removals. Registered on the connection by the first refresh that
- * writes; eponymous and direct-only, so the schema can never refer to it. */
-
-enum { TD_CUSTOMER, TD_TAG, TD_OP, TD_RULE, TD_VERSION, TD_SRC, TD_MODE };
-enum { TD_ALL, TD_ADDS, TD_REMOVES };
-#define TD_POINTER "scrm_tagdiff"
-
-typedef struct td_cursor {
-	sqlite3_vtab_cursor base;
-	const changes *c;
-	int mode;
-	size_t at, n; /* position in c->v (c->adds for TD_ADDS), and its end */
-} td_cursor;
-
-static int td_connect(sqlite3 *sq, void *aux, int argc, const char *const *argv,
-		      sqlite3_vtab **out, char **err)
-{
-	(void)aux, (void)argc, (void)argv, (void)err;
-	int r = sqlite3_declare_vtab(sq, "CREATE TABLE x(customer INTEGER, tag INTEGER, op TEXT, "
-					 "rule TEXT, version INTEGER, src HIDDEN, mode HIDDEN)");
-	if (r != SQLITE_OK)
-		return r;
-	sqlite3_vtab_config(sq, SQLITE_VTAB_DIRECTONLY);
-	if (!(*out = sqlite3_malloc(sizeof **out)))
-		return SQLITE_NOMEM;
-	memset(*out, 0, sizeof **out);
-	return SQLITE_OK;
-}
-
-static int td_disconnect(sqlite3_vtab *vt)
-{
-	sqlite3_free(vt);
-	return SQLITE_OK;
-}
-
-/* Both arguments are required equality constraints; without them the
- * table is empty. */
-static int td_best_index(sqlite3_vtab *vt, sqlite3_index_info *ii)
-{
-	(void)vt;
-	int src = -1, mode = -1;
-	for (int i = 0; i < ii->nConstraint; i++) {
-		const struct sqlite3_index_constraint *k = &ii->aConstraint[i];
-		if (k->op != SQLITE_INDEX_CONSTRAINT_EQ ||
-		    (k->iColumn != TD_SRC && k->iColumn != TD_MODE))
-			continue;
-		if (!k->usable)
-			return SQLITE_CONSTRAINT;
-		*(k->iColumn == TD_SRC ? &src : &mode) = i;
-	}
-	if (src < 0 || mode < 0) {
-		ii->idxNum = 0;
-		ii->estimatedCost = 1e12;
-		return SQLITE_OK;
-	}
-	ii->aConstraintUsage[src].argvIndex = 1;
-	ii->aConstraintUsage[src].omit = 1;
-	ii->aConstraintUsage[mode].argvIndex = 2;
-	ii->aConstraintUsage[mode].omit = 1;
-	ii->idxNum = 1;
-	ii->estimatedCost = 1e6;
-	ii->estimatedRows = 1000000;
-	return SQLITE_OK;
-}
-
-static int td_open(sqlite3_vtab *vt, sqlite3_vtab_cursor **out)
-{
-	(void)vt;
-	td_cursor *k = sqlite3_malloc(sizeof *k);
-	if (!k)
-		return SQLITE_NOMEM;
-	memset(k, 0, sizeof *k);
-	*out = &k->base;
-	return SQLITE_OK;
-}
-
-static int td_close(sqlite3_vtab_cursor *cur)
-{
-	sqlite3_free(cur);
-	return SQLITE_OK;
-}
-
-/* The index into c->v of the cursor's row. */
-static size_t td_row(const td_cursor *k)
-{
-	return k->mode == TD_ADDS ? k->c->adds[k->at] : k->at;
-}
-
-/* Skips to the next row of the cursor's kind. */
-static void td_skip(td_cursor *k)
-{
-	if (k->mode == TD_REMOVES)
-		while (k->at < k->n && k->c->v[k->at].add)
-			k->at++;
-}
-
-static int td_filter(sqlite3_vtab_cursor *cur, int idx_num, const char *idx_str, int argc,
-		     sqlite3_value **argv)
-{
-	(void)idx_str;
-	td_cursor *k = (td_cursor *)cur;
-	k->c = idx_num == 1 && argc == 2 ? sqlite3_value_pointer(argv[0], TD_POINTER) : NULL;
-	k->mode = k->c ? sqlite3_value_int(argv[1]) : TD_ALL;
-	k->at = 0;
-	k->n = !k->c ? 0 : k->mode == TD_ADDS ? k->c->nadds : k->c->n;
-	td_skip(k);
-	return SQLITE_OK;
-}
-
-static int td_next(sqlite3_vtab_cursor *cur)
-{
-	td_cursor *k = (td_cursor *)cur;
-	k->at++;
-	td_skip(k);
-	return SQLITE_OK;
-}
-
-static int td_eof(sqlite3_vtab_cursor *cur)
-{
-	const td_cursor *k = (const td_cursor *)cur;
-	return k->at >= k->n;
-}
-
-static int td_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
-{
-	const td_cursor *k = (const td_cursor *)cur;
-	const change *x = &k->c->v[td_row(k)];
-	const ru_rtag *t = k->c->ts[x->tag];
-	switch (col) {
-	case TD_CUSTOMER:
-		sqlite3_result_int64(ctx, x->customer);
-		break;
-	case TD_TAG:
-		sqlite3_result_int64(ctx, t->id);
-		break;
-	case TD_OP:
-		sqlite3_result_text(ctx, x->add ? "add" : "remove", -1, SQLITE_STATIC);
-		break;
-	case TD_RULE:
-		sqlite3_result_text(ctx, t->source, -1, SQLITE_STATIC);
-		break;
-	case TD_VERSION:
-		sqlite3_result_int64(ctx, t->version);
-		break;
-	default:
-		sqlite3_result_null(ctx);
-	}
-	return SQLITE_OK;
-}
-
-static int td_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid)
-{
-	*rowid = (sqlite3_int64)td_row((const td_cursor *)cur);
-	return SQLITE_OK;
-}
-
-static const sqlite3_module td_module = {
-	.xConnect = td_connect,
-	.xBestIndex = td_best_index,
-	.xDisconnect = td_disconnect,
-	.xOpen = td_open,
-	.xClose = td_close,
-	.xFilter = td_filter,
-	.xNext = td_next,
-	.xEof = td_eof,
-	.xColumn = td_column,
-	.xRowid = td_rowid,
-};
-
-static int diff_sql(scrm_db *db, ru_rtag *const *ts, size_t n, int64_t now, changes *out,
+static int diff_sql(scrm_db *db, ru_rtag *const *ts, size_t n, int64_t now, ru_changes *out,
 		    int64_t *holders)
 {
 	ru_seg **gs = scrm__calloc(db, n, sizeof *gs);
@@ -533,19 +324,19 @@ static int diff_sql(scrm_db *db, ru_rtag *const *ts, size_t n, int64_t now, chan
 			     ms[k] = sqlite3_step(m[k])) {
 				int64_t c = sqlite3_column_int64(m[k], 0);
 				if (c < id)
-					rc = push(out, c, (uint32_t)k, false);
+					rc = ru__changes_push(out, c, (uint32_t)k, false);
 				else
 					held = true;
 			}
 			bool want = sqlite3_column_int(q, 1 + (int)k) != 0;
 			holders[k] += want;
 			if (!rc && want != held)
-				rc = push(out, id, (uint32_t)k, want);
+				rc = ru__changes_push(out, id, (uint32_t)k, want);
 		}
 	}
 	for (size_t k = 0; !rc && k < n; k++)
 		for (; !rc && ms[k] == SQLITE_ROW; ms[k] = sqlite3_step(m[k]))
-			rc = push(out, sqlite3_column_int64(m[k], 0), (uint32_t)k, false);
+			rc = ru__changes_push(out, sqlite3_column_int64(m[k], 0), (uint32_t)k, false);
 	if (!rc && qs != SQLITE_DONE)
 		rc = scrm__sqlerr(db, qs, "evaluating rule tags");
 	for (size_t k = 0; !rc && k < n; k++)
@@ -561,12 +352,12 @@ static int diff_sql(scrm_db *db, ru_rtag *const *ts, size_t n, int64_t now, chan
 }
 
 /* One statement over scrm_tagdiff: ?1 the changes, ?2 now. */
-static int apply_one(scrm_db *db, const char *sql, const changes *c, int64_t now, const char *what)
+static int apply_one(scrm_db *db, const char *sql, const ru_changes *c, int64_t now, const char *what)
 {
 	sqlite3_stmt *st = scrm__stmt(db, sql);
 	if (!st)
 		return scrm_errcode(db);
-	sqlite3_bind_pointer(st, 1, (void *)c, TD_POINTER, NULL);
+	sqlite3_bind_pointer(st, 1, (void *)c, RU_TAGDIFF_POINTER, NULL);
 	sqlite3_bind_int64(st, 2, now);
 	int rc = scrm__step_done(db, st, what);
 	sqlite3_clear_bindings(st); /* the pointer dies with the array */
@@ -621,19 +412,15 @@ static int grow_cache(scrm_db *db, size_t nchanges, int64_t *old)
  * Then the additions, recorded in their rows (implicit). Each change is
  * for a distinct (customer, tag), so the order of the two does not
  * matter. */
-static int apply(scrm_db *db, ru_state *s, const changes *c, int64_t now, int64_t *cache)
+static int apply(scrm_db *db, ru_state *s, const ru_changes *c, int64_t now, int64_t *cache)
 {
 	if (!c->n)
 		return SCRM_OK;
 	int rc = grow_cache(db, c->n, cache);
 	if (rc)
 		return rc;
-	if (!s->rtags_module) {
-		int r = sqlite3_create_module_v2(scrm__sqlite(db), "scrm_tagdiff", &td_module, NULL, NULL);
-		if (r != SQLITE_OK)
-			return scrm__sqlerr(db, r, "registering scrm_tagdiff");
-		s->rtags_module = true;
-	}
+	if ((rc = ru__tagdiff_register(db, s)))
+		return rc;
 	if (c->nadds < c->n) {
 		rc = apply_one(db, "INSERT INTO tag_history(customer, tag, op, at, rule, rule_version, "
 				   "actor) SELECT origin, tag, 'add', at, rule, rule_version, actor "
@@ -660,7 +447,7 @@ static int apply(scrm_db *db, ru_state *s, const changes *c, int64_t now, int64_
 }
 
 /* c->adds: the additions by tag id, then customer (the order found). */
-static int order_adds(scrm_db *db, changes *c, const int64_t *added)
+static int order_adds(scrm_db *db, ru_changes *c, const int64_t *added)
 {
 	size_t n = c->nts, *at = scrm__calloc(db, n, sizeof *at);
 	if (!at)
@@ -691,7 +478,7 @@ static int refresh_sql(scrm_db *db, ru_state *s, ru_rtag *const *ts, size_t n, i
 	int64_t *cnt = scrm__calloc(db, 3 * n, sizeof *cnt);
 	if (!cnt)
 		return scrm__error(db, SCRM_NOMEM, "out of memory");
-	changes c = {db, ts, n, NULL, 0, 0, NULL, 0};
+	ru_changes c = {db, ts, n, NULL, 0, 0, NULL, 0};
 	int rc = diff_sql(db, ts, n, now, &c, cnt);
 	for (size_t i = 0; !rc && i < c.n; i++)
 		cnt[(c.v[i].add ? n : 2 * n) + c.v[i].tag]++;
