@@ -140,6 +140,44 @@ SCRM_API int scrm_profile_event_add(scrm_db *db, const scrm_event *ev, int64_t *
 SCRM_API int scrm_profile_event_add_json(scrm_db *db, const char *json, int64_t *customer,
 					 int64_t *event_id);
 
+/** Flag of scrm_profile_events_add(): apply the events in input order. */
+#define SCRM_EVENTS_INPUT_ORDER 1u
+
+/**
+ * Record @p n events in one transaction (a savepoint inside the caller's
+ * batch): each as scrm_profile_event_add() would, except for the order.
+ *
+ * Order: when every event names its customer by id (none by identifiers)
+ * and @p flags does not hold SCRM_EVENTS_INPUT_ORDER, the events are
+ * applied by customer id, each customer's events in input order. The rows
+ * of neighbouring customers share B-tree pages, so a batch visits them in
+ * key order instead of at random: about a quarter faster at a million
+ * customers. What the order decides across customers: which of two events
+ * with the same key on the same channel is stored (the one applied first;
+ * the other is SCRM_DUPLICATE), and the order of their rule firings and
+ * outbox rows. A batch with an event named by identifiers is applied in
+ * input order.
+ *
+ * @param events, n  the events (@p events may be NULL when n is 0).
+ * @param flags    0 or SCRM_EVENTS_INPUT_ORDER.
+ * @param results  NULL or n codes: SCRM_OK (stored), SCRM_DUPLICATE, or what
+ *   refused the event for its content (SCRM_INVALID, SCRM_NOTFOUND,
+ *   SCRM_RANGE, SCRM_LIMIT, SCRM_PARSE, SCRM_STATE, SCRM_MISUSE, as
+ *   scrm_profile_event_add() documents them); a refused event changes
+ *   nothing and does not stop the batch.
+ * @param customers, event_ids  NULL or n ids, as scrm_profile_event_add()
+ *   gives them (0 for a refused event).
+ * @param refused  NULL, or receives the number of refused events.
+ * @return SCRM_OK when every event was stored, a duplicate or refused;
+ *   SCRM_MISUSE (events NULL with n > 0, unknown flags); SCRM_BUSY,
+ *   SCRM_NOMEM, SCRM_IO and similar when the batch as a whole failed:
+ *   nothing of it is stored, every results[i] is that code and the ids
+ *   are 0; scrm_errmsg() names the event (its index) where it failed.
+ */
+SCRM_API int scrm_profile_events_add(scrm_db *db, const scrm_event *events, size_t n,
+				     unsigned flags, int *results, int64_t *customers,
+				     int64_t *event_ids, size_t *refused);
+
 /**
  * Import JSON lines (one event per line; blank lines are skipped) in one
  * transaction. A line that is rejected does not stop the import and

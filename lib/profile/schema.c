@@ -177,7 +177,7 @@ static int get_state(scrm_db *db, pf_state **out)
 
 int pf__erased_keys(scrm_db *db, bool *any)
 {
-	pf_state *s;
+	pf_state *s = NULL;
 	int rc = get_state(db, &s);
 	if (rc)
 		return rc;
@@ -201,7 +201,7 @@ int pf__erased_keys(scrm_db *db, bool *any)
 
 int pf__note_erased_keys(scrm_db *db)
 {
-	pf_state *s;
+	pf_state *s = NULL;
 	int rc = get_state(db, &s);
 	if (rc)
 		return rc;
@@ -217,7 +217,7 @@ int pf__note_erased_keys(scrm_db *db)
 
 int pf__ensure_functions(scrm_db *db)
 {
-	pf_state *s;
+	pf_state *s = NULL;
 	int rc = get_state(db, &s);
 	if (rc)
 		return rc;
@@ -262,7 +262,7 @@ int pf__canonical_fast(scrm_db *db, int64_t id, int64_t *root, int64_t *erased_a
 	 * identity engine re-rooted or erased something (or anything was
 	 * rolled back): an event with rules asks for the same customer several
 	 * times. */
-	pf_state *ps;
+	pf_state *ps = NULL;
 	int rc0 = get_state(db, &ps);
 	if (rc0)
 		return rc0;

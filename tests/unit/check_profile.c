@@ -1838,6 +1838,242 @@ static int af_refresh(scrm_db *db, void *arg)
 	return rc;
 }
 
+/* ------------------------------------------------------------ many at once */
+
+static scrm_event mk(const char *key, const char *type, int64_t customer, int64_t amount,
+		     const char *refund_of, int64_t at)
+{
+	scrm_event e = SCRM_EVENT_INIT;
+	e.key = key;
+	e.type = type;
+	e.channel = "pos";
+	e.customer = customer;
+	e.at_ms = at;
+	if (amount) {
+		e.has_amount = 1;
+		e.amount = amount;
+		e.currency = "CNY";
+	}
+	e.refund_of = refund_of;
+	return e;
+}
+
+START_TEST(test_events_add)
+{
+	for (int input_order = 0; input_order < 2; input_order++) {
+		scrm_db *db = open_db(input_order ? "bi.db" : "bs.db");
+		int64_t c[3];
+		for (int i = 0; i < 3; i++)
+			c[i] = cust(db, i);
+		tu_assert_ok(db, order(db, "O0", "pos", c[2], 1000, "CNY", T0));
+		scrm_event e[8] = {
+			mk("K1", "order", c[2], 500, NULL, T0 + 1),  /* K1 of c3: applied after c1's */
+			mk("V1", "view", c[0], 0, NULL, T0 + 2),
+			mk("R0", "refund", c[2], 300, "O0", T0 + 3), /* refund of an earlier order */
+			mk("X1", "order", 999, 100, NULL, T0 + 4),   /* unknown customer */
+			mk("K1", "order", c[0], 700, NULL, T0 + 5),  /* the same key, for c1 */
+			mk("V2", "view", c[0], 0, NULL, T0 + 6),
+			mk("B1", "Bad!", c[0], 0, NULL, T0 + 7),      /* bad type */
+			mk("R1", "refund", c[2], 100, "K1", T0 + 8), /* K1 may be c1's */
+		};
+		int res[8];
+		int64_t cu[8], id[8];
+		size_t refused = 99;
+		tu_assert_ok(db, scrm_profile_events_add(db, e, 8, input_order ? SCRM_EVENTS_INPUT_ORDER : 0,
+							 res, cu, id, &refused));
+		ck_assert_int_eq(res[1], SCRM_OK);
+		ck_assert_int_eq(res[2], SCRM_OK);
+		ck_assert_int_eq(res[3], SCRM_NOTFOUND);
+		ck_assert_int_eq(res[5], SCRM_OK);
+		ck_assert_int_eq(res[6], SCRM_INVALID);
+		ck_assert_int_eq(cu[3], 0);
+		ck_assert_int_eq(id[3], 0);
+		ck_assert_int_eq(cu[6], 0);
+		if (!input_order) {
+			/* By customer: c1's K1 (index 4) first, c3's is the duplicate,
+			 * and R1 names an order of another customer. */
+			ck_assert_int_eq(res[4], SCRM_OK);
+			ck_assert_int_eq(res[0], SCRM_DUPLICATE);
+			ck_assert_int_eq(id[0], id[4]);
+			ck_assert_int_eq(cu[0], c[0]);
+			ck_assert_int_eq(res[7], SCRM_INVALID);
+			ck_assert_int_eq(refused, 3);
+			ck_assert(id[1] < id[4] && id[4] < id[5] && id[5] < id[2]);
+			ck_assert_int_eq(fig(db, c[0], "events"), 3);
+			ck_assert_int_eq(fig(db, c[2], "events"), 2);
+			ck_assert_int_eq(fig2(db, c[0], "net_spend", "CNY"), 700);
+			ck_assert_int_eq(fig2(db, c[2], "net_spend", "CNY"), 700);
+		} else {
+			ck_assert_int_eq(res[0], SCRM_OK);
+			ck_assert_int_eq(res[4], SCRM_DUPLICATE);
+			ck_assert_int_eq(cu[4], c[2]);
+			ck_assert_int_eq(res[7], SCRM_OK);
+			ck_assert_int_eq(refused, 2);
+			ck_assert(id[0] < id[1] && id[1] < id[2] && id[2] < id[5] && id[5] < id[7]);
+			ck_assert_int_eq(fig(db, c[0], "events"), 2);
+			ck_assert_int_eq(fig(db, c[2], "events"), 4);
+			ck_assert_int_eq(fig2(db, c[2], "net_spend", "CNY"), 1100);
+		}
+		for (int i = 0; i < 8; i++)
+			if (res[i] == SCRM_OK)
+				ck_assert_int_eq(cu[i], e[i].customer);
+		/* Outputs are optional; the replay is all duplicates. */
+		tu_assert_ok(db, scrm_profile_events_add(db, e, 8, 0, NULL, NULL, NULL, NULL));
+		tu_assert_ok(db, scrm_profile_events_add(db, e, 8, 0, res, NULL, NULL, &refused));
+		ck_assert_int_eq(res[1], SCRM_DUPLICATE);
+		/* Nothing to do. */
+		tu_assert_ok(db, scrm_profile_events_add(db, NULL, 0, 0, NULL, NULL, NULL, &refused));
+		ck_assert_int_eq(refused, 0);
+		scrm_db_close(db);
+	}
+}
+END_TEST
+
+START_TEST(test_events_add_errors)
+{
+	scrm_db *db = open_db("be.db");
+	int64_t a = cust(db, 0);
+	char *before = dump(db);
+	scrm_event e[2] = {mk("A1", "order", a, 100, NULL, T0), mk("A2", "view", a, 0, NULL, T0)};
+	int res[2] = {-1, -1};
+	int64_t cu[2] = {-1, -1}, id[2] = {-1, -1};
+	size_t refused = 99;
+	tu_assert_rc(db, scrm_profile_events_add(db, NULL, 2, 0, res, cu, id, &refused), SCRM_MISUSE);
+	ck_assert_int_eq(res[0], SCRM_MISUSE);
+	ck_assert_int_eq(cu[1], 0);
+	ck_assert_int_eq(id[1], 0);
+	ck_assert_int_eq(refused, 0);
+	tu_assert_rc(db, scrm_profile_events_add(db, e, 2, 0x10, res, NULL, NULL, NULL), SCRM_MISUSE);
+	tu_assert_contains(scrm_errmsg(db), "unknown flags");
+	tu_assert_rc(db, scrm_profile_events_add(NULL, e, 2, 0, res, NULL, NULL, NULL), SCRM_MISUSE);
+	/* A struct of an unknown version is refused like any bad event, and
+	 * makes the batch go in input order. */
+	e[1].version = 99;
+	tu_assert_ok(db, scrm_profile_events_add(db, e, 2, 0, res, cu, id, &refused));
+	ck_assert_int_eq(res[0], SCRM_OK);
+	ck_assert_int_eq(res[1], SCRM_MISUSE);
+	ck_assert_int_eq(refused, 1);
+	/* Inside the caller's batch: a rollback takes it all back. */
+	char *mid = dump(db);
+	e[0].key = "A3";
+	e[1] = mk("A4", "view", a, 0, NULL, T0);
+	tu_assert_ok(db, scrm_db_begin(db));
+	tu_assert_ok(db, scrm_profile_events_add(db, e, 2, 0, res, NULL, NULL, NULL));
+	ck_assert_int_eq(fig(db, a, "events"), 3);
+	tu_assert_ok(db, scrm_db_rollback(db));
+	char *after = dump(db);
+	ck_assert_str_eq(after, mid);
+	ck_assert_str_ne(mid, before);
+	free(after);
+	free(mid);
+	free(before);
+	scrm_db_close(db);
+}
+END_TEST
+
+/* The batch equals the same events added one by one in the order the batch
+ * documents (by customer id, stable), byte for byte in every table, with the
+ * same outcome per event; and in input order once an event is named by
+ * identifiers. Keys repeat within and across batches, refunds name orders
+ * of this and earlier batches, some events are refused. */
+START_TEST(test_events_add_differential)
+{
+	scrm_db *a = open_db("da.db"), *b = open_db("db.db");
+	for (int i = 0; i < 12; i++) {
+		cust(a, i);
+		cust(b, i);
+	}
+	uint64_t r = 0x2545F4914F6CDD1Dull;
+	enum { N = 300 };
+	static scrm_event e[N];
+	static char keys[N][16], refs[N][16], card[N][16];
+	static const char *kind = "member_card";
+	const char *values[N];
+	int res[N];
+	int64_t cu[N], id[N];
+	size_t order[N];
+	for (int round = 0; round < 6; round++) {
+		bool by_ids = round == 5;
+		for (int i = 0; i < N; i++) {
+			r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+			int t = (int)(r % 10);
+			snprintf(keys[i], sizeof keys[i], "K%llu", (unsigned long long)((r >> 8) % 900));
+			snprintf(refs[i], sizeof refs[i], "K%llu", (unsigned long long)((r >> 20) % 900));
+			int64_t c = (r >> 32) % 13 == 12 ? 999 : 1 + (int64_t)((r >> 32) % 12);
+			e[i] = mk(keys[i], t < 5 ? "view" : t < 8 ? "order" : t < 9 ? "refund" : "Bad!", c,
+				  t >= 5 && t < 9 ? 1 + (int64_t)((r >> 40) % 500) : 0,
+				  t == 8 ? refs[i] : NULL, T0 + (int64_t)((r >> 12) % 100000));
+			e[i].channel = (r >> 50) % 2 ? "pos" : "tmall";
+			/* Most refunds are of an order earlier in this batch. */
+			for (int j = i - 1; t == 8 && (r >> 60) % 4 && j >= 0; j--)
+				if (strcmp(e[j].type, "order") == 0 && e[j].customer != 999) {
+					snprintf(refs[i], sizeof refs[i], "%s", e[j].key);
+					e[i].customer = e[j].customer;
+					e[i].channel = e[j].channel;
+					e[i].amount = 1 + e[j].amount / 2;
+					break;
+				}
+			if (by_ids && i == N / 2) {
+				snprintf(card[i], sizeof card[i], "C%04d", (int)(r % 12));
+				values[i] = card[i];
+				e[i].customer = 0;
+				e[i].id_kinds = &kind;
+				e[i].id_values = &values[i];
+				e[i].n_ids = 1;
+			}
+		}
+		size_t refused;
+		tu_assert_ok(a, scrm_profile_events_add(a, e, N, 0, res, cu, id, &refused));
+		for (size_t i = 0; i < N; i++)
+			order[i] = i;
+		if (!by_ids) /* insertion sort: stable */
+			for (size_t i = 1; i < N; i++)
+				for (size_t j = i; j > 0 && e[order[j - 1]].customer > e[order[j]].customer; j--) {
+					size_t x = order[j];
+					order[j] = order[j - 1];
+					order[j - 1] = x;
+				}
+		size_t nref = 0;
+		for (size_t k = 0; k < N; k++) {
+			size_t i = order[k];
+			int64_t c = 0, x = 0;
+			int rc = scrm_profile_event_add(b, &e[i], &c, &x);
+			ck_assert_msg(rc == res[i], "round %d event %zu: %d in the batch, %d alone (%s)",
+				      round, i, res[i], rc, scrm_errmsg(b));
+			if (rc == SCRM_OK || rc == SCRM_DUPLICATE) {
+				ck_assert_int_eq(c, cu[i]);
+				ck_assert_int_eq(x, id[i]);
+			} else {
+				nref++;
+			}
+		}
+		ck_assert_int_eq(refused, nref);
+		char *da = dump(a), *db = dump(b);
+		ck_assert_msg(strcmp(da, db) == 0, "round %d: the databases differ", round);
+		free(da);
+		free(db);
+	}
+	ck_assert_int_gt(tu_sql_int(a, "SELECT count(*) FROM event WHERE type = 'refund'"), 10);
+	scrm_db_close(a);
+	scrm_db_close(b);
+}
+END_TEST
+
+static int af_events_add(scrm_db *db, void *arg)
+{
+	(void)arg;
+	scrm_event e[3] = {mk("M2", "order", 2, 300, NULL, T0), mk("M1", "view", 1, 0, NULL, T0),
+			   mk("M3", "refund", 1, 50, "O1", T0)};
+	e[1].props_json = "{\"sku\":\"A1\"}";
+	int res[3];
+	size_t refused = 0;
+	int rc = scrm_profile_events_add(db, e, 3, 0, res, NULL, NULL, &refused);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(res[i], rc);
+	ck_assert_int_eq(refused, 0);
+	return rc;
+}
+
 static int af_unmerge(scrm_db *db, void *arg)
 {
 	return scrm_identity_unmerge(db, *(int64_t *)arg, NULL, NULL);
@@ -1866,7 +2102,7 @@ static void af_setup(scrm_db *db)
 
 START_TEST(test_alloc_fail_writes)
 {
-	static const af_fn fns[] = {af_event_ids, af_import, af_set, af_config, af_consent,
+	static const af_fn fns[] = {af_event_ids, af_import, af_events_add, af_set, af_config, af_consent,
 				    af_refresh, af_erase, af_anonymize};
 	for (size_t i = 0; i < SCRM_ARRAY_LEN(fns); i++) {
 		char name[32];
@@ -1977,6 +2213,9 @@ static Suite *profile_suite(void)
 	tcase_add_test(tc, test_figures);
 	tcase_add_test(tc, test_import);
 	tcase_add_test(tc, test_batch);
+	tcase_add_test(tc, test_events_add);
+	tcase_add_test(tc, test_events_add_errors);
+	tcase_add_test(tc, test_events_add_differential);
 	tcase_add_test(tc, test_null_handle);
 	suite_add_tcase(s, tc);
 
