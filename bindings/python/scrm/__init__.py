@@ -21,11 +21,12 @@ from .errors import (BusyError, ConflictError, CorruptError, DuplicateError, Err
                      ExistsError, InvalidError, IOFailure, LimitError, MisuseError,
                      NoMemoryError, NotFoundError, ParseError, RangeError, ReadOnlyError,
                      SchemaError, StateError)
-from .profile import mask
+from .profile import EventResult, mask
 from .rules import EXPR_LIMITS, Expr, OutboxIterator
 
 __all__ = [
     "open", "Database", "version", "version_number", "schema_version", "library_path", "mask",
+    "EventResult",
     "Expr", "EXPR_LIMITS", "OutboxIterator",
     "LOG_ERROR", "LOG_WARN", "LOG_INFO", "LOG_DEBUG",
     "Error", "MisuseError", "InvalidError", "NotFoundError", "ExistsError", "ConflictError",

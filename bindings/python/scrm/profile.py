@@ -7,6 +7,7 @@ rfm_refresh() scores the whole population; erase() and anonymize_inactive()
 remove personal data while keeping totals right.
 """
 import json
+from collections import namedtuple
 from collections.abc import Iterable, Mapping
 from ctypes import byref, c_char_p, c_int, c_int64, c_void_p
 
@@ -18,12 +19,16 @@ from ._args import time_arg as _time
 from .errors import DuplicateError, NotFoundError, from_code, int_arg
 from .identity import _pairs
 
-__all__ = ["ProfileMixin", "mask"]
+__all__ = ["EventResult", "ProfileMixin", "mask"]
 
 _PROFILE_UNMASKED = 0x1
 _EVENT_FIELDS = ("key", "type", "channel", "at", "customer", "ids", "amount", "currency",
                  "refund_of", "items", "props")
 _MISSING = object()
+
+#: One event's outcome in Database.add_events(): the customer and event ids,
+#: and None or the exception that says why it was not stored.
+EventResult = namedtuple("EventResult", ["customer", "event", "error"])
 
 
 def mask(kind, value):
@@ -109,6 +114,10 @@ class ProfileMixin:
             return self._event_call("scrm_profile_event_add_json",
                                     _lib.cstr(json.dumps(obj, ensure_ascii=False), "event"))
 
+        return self._event_call("scrm_profile_event_add", byref(self._event_struct(fields)))
+
+    def _event_struct(self, fields):
+        """A struct scrm_event for `fields` (at as ms or a datetime)."""
         ev = _lib.Event()
         ev.version = _lib.EVENT_VERSION
         ev.key = _lib.cstr(fields.get("key"), "key")
@@ -132,7 +141,63 @@ class ProfileMixin:
         ev.refund_of = _lib.cstr(fields.get("refund_of"), "refund_of", optional=True)
         ev.items_json = _json_arg(fields.get("items"), "items")
         ev.props_json = _json_arg(fields.get("props"), "props")
-        return self._event_call("scrm_profile_event_add", byref(ev))
+        return ev
+
+    def add_events(self, events, input_order=False):
+        """Record many events in one call and one transaction; return a list of
+        EventResult(customer, event, error), one per event, in input order.
+
+        Each event is a dict with event_add()'s fields (`at` as ms or a
+        datetime, not text). `error` is None when the event was stored, a
+        DuplicateError when its key was already recorded on the channel
+        (customer and event then name the stored one), or the exception that
+        refused it (InvalidError, NotFoundError, RangeError, LimitError,
+        ParseError, StateError; customer and event are 0): a refused event
+        changes nothing and does not stop the others. For the library's
+        reason, record that event alone with event_add().
+
+        When every event names its customer by id, they are applied by
+        customer id, each customer's in input order (faster for large
+        batches; event ids, which of two events with one key is stored, and
+        rule firings follow that order); input_order=True keeps the input
+        order, as does any event named by identifiers.
+
+        Raises (nothing stored) when the batch as a whole failed: BusyError,
+        NoMemoryError, IOFailure, ...; TypeError for a bad event.
+        """
+        items = list(events)
+        for i, fields in enumerate(items):
+            if not isinstance(fields, Mapping):
+                raise TypeError(f"event {i} must be a dict, not {type(fields).__name__}")
+            unknown = sorted(set(fields) - set(_EVENT_FIELDS))
+            if unknown:
+                raise TypeError(f"event {i}: unknown field {unknown[0]!r} (known: "
+                                f"{', '.join(_EVENT_FIELDS)})")
+            if isinstance(fields.get("at"), str):
+                raise TypeError(f"event {i}: give at as ms or a datetime (text: use event_add "
+                                "or import_events)")
+        n = len(items)
+        arr = (_lib.Event * max(n, 1))()
+        # The copies in arr point into the strings the structs keep alive.
+        structs = [self._event_struct(fields) for fields in items]
+        for i, ev in enumerate(structs):
+            arr[i] = ev
+        results = (c_int * max(n, 1))()
+        customers = (c_int64 * max(n, 1))()
+        ids = (c_int64 * max(n, 1))()
+        self._invoke("scrm_profile_events_add", arr, n, 1 if input_order else 0, results,
+                     customers, ids, None)
+        del structs
+        out = []
+        for i in range(n):
+            code = results[i]
+            err = None
+            if code:
+                err = from_code(code, f"event {i}: {_lib.errstr(code)}")
+                if isinstance(err, DuplicateError):
+                    err.customer, err.event = customers[i], ids[i]
+            out.append(EventResult(customers[i], ids[i], err))
+        return out
 
     def _event_call(self, name, arg):
         customer, event = c_int64(), c_int64()

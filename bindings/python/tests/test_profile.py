@@ -208,6 +208,71 @@ class TestImport(ProfileTestCase):
             self.db.import_events(42)
 
 
+class TestAddEvents(ProfileTestCase):
+    def test_results_order_and_duplicates(self):
+        db = self.db
+        a, b = self.customer(P1), self.customer(P2)
+        events = [
+            {"key": "K1", "type": "order", "channel": "pos", "at": T0, "customer": b,
+             "amount": 500, "currency": "CNY"},
+            {"key": "V1", "type": "view", "channel": "pos", "at": T0 + 1, "customer": a},
+            {"key": "K1", "type": "order", "channel": "pos", "at": T0 + 2, "customer": a,
+             "amount": 700, "currency": "CNY"},
+            {"key": "X1", "type": "view", "channel": "pos", "at": T0, "customer": 999},
+            {"key": "B1", "type": "Bad!", "channel": "pos", "customer": a,
+             "at": datetime.datetime(2026, 1, 2, tzinfo=UTC)},
+        ]
+        r = db.add_events(events)
+        self.assertEqual(len(r), 5)
+        self.assertIsInstance(r[0], scrm.EventResult)
+        # By customer id: a's K1 first, b's is the duplicate.
+        self.assertIsNone(r[1].error)
+        self.assertIsNone(r[2].error)
+        self.assertIsInstance(r[0].error, scrm.DuplicateError)
+        self.assertEqual((r[0].customer, r[0].event), (a, r[2].event))
+        self.assertEqual((r[0].error.customer, r[0].error.event), (a, r[2].event))
+        self.assertIsInstance(r[3].error, scrm.NotFoundError)
+        self.assertEqual((r[3].customer, r[3].event), (0, 0))
+        self.assertIsInstance(r[4].error, scrm.InvalidError)
+        self.assertIn("event 4", str(r[4].error))
+        self.assertLess(r[1].event, r[2].event)
+        self.assertEqual(db.profile(a)["figures"]["net_spend"], {"CNY": 700})
+        self.assertEqual(db.profile(b)["figures"]["events"], 0)
+        # Input order: the first K1 wins.
+        events2 = [dict(e, channel="tmall") for e in events[:3]]
+        r = db.add_events(events2, input_order=True)
+        self.assertIsNone(r[0].error)
+        self.assertIsInstance(r[2].error, scrm.DuplicateError)
+        self.assertEqual(r[2].customer, b)
+        self.assertLess(r[0].event, r[1].event)
+        self.assertEqual(db.add_events([]), [])
+
+    def test_bad_arguments(self):
+        db = self.db
+        a = self.customer()
+        ok = {"key": "K", "type": "view", "channel": "pos", "at": T0, "customer": a}
+        for bad, exc in (([42], TypeError), ([dict(ok, colour=1)], TypeError),
+                         ([dict(ok, at="2026-01-01T00:00:00Z")], TypeError),
+                         ([dict(ok, customer="x")], TypeError)):
+            with self.subTest(bad=bad), self.assertRaises(exc):
+                db.add_events(bad)
+        self.assertEqual(db.profile(a)["figures"]["events"], 0, "nothing stored")
+        # Events from a generator; at None is the database clock.
+        r = db.add_events(dict(ok, key=f"G{i}", at=None) for i in range(3))
+        self.assertEqual([x.error for x in r], [None] * 3)
+        self.assertEqual([e["at"] for e in db.events(a)], [T0] * 3)
+
+    def test_rolled_back_with_the_batch(self):
+        db = self.db
+        a = self.customer()
+        with self.assertRaises(RuntimeError):
+            with db.batch():
+                db.add_events([{"key": "K", "type": "view", "channel": "pos", "at": T0,
+                                "customer": a}])
+                raise RuntimeError("boom")
+        self.assertEqual(db.profile(a)["figures"]["events"], 0)
+
+
 class TestEventsAndStats(ProfileTestCase):
     def test_events_since_limit(self):
         cid = self.customer()
