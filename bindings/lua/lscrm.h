@@ -120,6 +120,12 @@ const char *lscrm_push_json_arg(lua_State *L, int idx, const char *what);
 /* Options table at `idx`, keys checked against `known` (absent: an empty
  * one left in its place). */
 void lscrm_opt_table(lua_State *L, int idx, const char *const *known);
+
+/* Flatten the identifiers table at `arg` ({kind = value}, {kind = {v1, v2}}
+ * and {{kind, value}, ...}, any mix; integral numbers as text) into the
+ * anchor table as kind1, value1, kind2, value2, ...; returns the number of
+ * pairs. The strings stay referenced by the anchor for the library call. */
+size_t lscrm_collect_ids(lua_State *L, int arg, int anchor);
 /* scrm.object([t]): t (or a new table) marked as a JSON object. */
 int lscrm_json_object(lua_State *L);
 /* Push the light userdata used as JSON null (`scrm.null`). */

@@ -58,12 +58,8 @@ static void add_pair(lua_State *L, int anchor, size_t *n, int kidx, int vidx, in
 	(*n)++;
 }
 
-/*
- * Flatten `ids` (arg) into the anchor table: {kind = value}, {kind = {v1, v2}}
- * and {{kind, value}, ...} (any mix). The strings stay referenced by the
- * anchor for the duration of the library call.
- */
-static size_t collect_ids(lua_State *L, int arg, int anchor)
+/* (lscrm.h) */
+size_t lscrm_collect_ids(lua_State *L, int arg, int anchor)
 {
 	size_t n = 0;
 	lua_pushnil(L);
@@ -132,7 +128,7 @@ static int id_observe(lua_State *L)
 	int want_report = lscrm_optbool(L, 3, "report", 0);
 
 	lua_newtable(L); /* 5: anchor */
-	size_t n = collect_ids(L, 2, 5);
+	size_t n = lscrm_collect_ids(L, 2, 5);
 	const char **v = (const char **)lua_newuserdata(L, (2 * n + 1) * sizeof *v);
 	for (size_t i = 0; i < n; i++) {
 		lua_rawgeti(L, 5, (int)(2 * i + 1));

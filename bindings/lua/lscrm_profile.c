@@ -1,8 +1,10 @@
 /*
- * Lua binding of libscrm: events and profiles (event add/import/list/stats,
+ * Lua binding of libscrm: events and profiles (event add/batch/import/list/stats,
  * profile and attributes, RFM configuration and refresh, consent, erase,
  * anonymize) as methods of the database handle, and scrm.mask().
  */
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "scrm/profile.h"
@@ -97,6 +99,184 @@ static int pf_event_add(lua_State *L)
 	lscrm_pushid(L, customer);
 	lscrm_pushid(L, event);
 	return 2;
+}
+
+/* ---- db:add_events */
+
+/* Keep the value on top of the stack referenced by the anchor table; pops it. */
+static void anchor_top(lua_State *L, int anchor, int *na)
+{
+	lua_rawseti(L, anchor, ++*na);
+}
+
+/* Field `name` of event table t as a C string (NULL when nil), anchored. */
+static const char *ev_str(lua_State *L, int t, int i, const char *name, int anchor, int *na)
+{
+	lua_getfield(L, t, name);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return NULL;
+	}
+	size_t n;
+	const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+	if (!s || memchr(s, '\0', n))
+		luaL_argerror(L, 2, lua_pushfstring(L, "event %d: '%s' must be a string without "
+						       "zero bytes", i, name));
+	anchor_top(L, anchor, na);
+	return s;
+}
+
+/* Field `name` of event table t as an integer; *has = 0 when nil. */
+static int64_t ev_int(lua_State *L, int t, int i, const char *name, int *has)
+{
+	lua_getfield(L, t, name);
+	int64_t v = 0;
+	*has = !lua_isnil(L, -1);
+	if (*has && !lscrm_toint64(L, -1, &v))
+		luaL_argerror(L, 2, lua_pushfstring(L, "event %d: '%s' must be an integer%s", i, name,
+						       strcmp(name, "at") == 0 ? " (ms)" : ""));
+	lua_pop(L, 1);
+	return v;
+}
+
+/* items / props: a table (encoded as JSON; props {} is an object) or JSON text. */
+static const char *ev_json(lua_State *L, int t, int i, const char *name, int anchor, int *na)
+{
+	lua_getfield(L, t, name);
+	if (lua_type(L, -1) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		return ev_str(L, t, i, name, anchor, na);
+	}
+	int empty = !lua_getmetatable(L, -1);
+	if (!empty)
+		lua_pop(L, 1);
+	else {
+		lua_pushnil(L);
+		if (lua_next(L, -2)) {
+			lua_pop(L, 2);
+			empty = 0;
+		}
+	}
+	if (empty && strcmp(name, "props") == 0)
+		lua_pushliteral(L, "{}");
+	else
+		lscrm_json_encode(L, -1);
+	const char *s = lua_tostring(L, -1);
+	anchor_top(L, anchor, na);
+	lua_pop(L, 1);
+	return s;
+}
+
+static const char *const add_events_opts[] = {"input_order", NULL};
+static const char *const event_fields[] = {"key",      "type",      "channel", "at",
+					   "customer", "ids",       "amount",  "currency",
+					   "refund_of", "items",    "props",   NULL};
+
+/*
+ * db:add_events({event, ...} [, {input_order = true}]) -> array of results,
+ * one per event: {customer =, event =}, plus `error` (an error table) for a
+ * duplicate (DUPLICATE; customer and event name the stored one) or a
+ * refused event (customer and event 0). Events are tables of event_add()'s
+ * fields with `at` in ms (nil = the clock). Raises when the batch as a
+ * whole failed (nothing stored).
+ */
+static int pf_add_events(lua_State *L)
+{
+	lscrm_db *ud = lscrm_enter(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	int input_order = 0;
+	if (!lua_isnoneornil(L, 3)) {
+		luaL_checktype(L, 3, LUA_TTABLE);
+		lscrm_checkopts(L, 3, add_events_opts);
+		input_order = lscrm_optbool(L, 3, "input_order", 0);
+	}
+	lua_settop(L, 2);
+	lua_newtable(L); /* 3: anchor of every string the events point to */
+	int anchor = 3, na = 0;
+	size_t n = lua_rawlen(L, 2);
+	if (n > (size_t)INT_MAX / 2)
+		luaL_argerror(L, 2, "too many events");
+	scrm_event *evs = lua_newuserdata(L, (n ? n : 1) * sizeof *evs);
+	anchor_top(L, anchor, &na);
+	int64_t now = 0;
+	int have_now = 0;
+	for (size_t k = 0; k < n; k++) {
+		int i = (int)k + 1;
+		lua_rawgeti(L, 2, i);
+		int t = lua_gettop(L);
+		if (lua_type(L, t) != LUA_TTABLE)
+			luaL_argerror(L, 2, lua_pushfstring(L, "event %d is a %s, not a table", i,
+							       luaL_typename(L, t)));
+		lscrm_checkopts(L, t, event_fields);
+		scrm_event *e = &evs[k];
+		*e = (scrm_event)SCRM_EVENT_INIT;
+		e->key = ev_str(L, t, i, "key", anchor, &na);
+		e->type = ev_str(L, t, i, "type", anchor, &na);
+		e->channel = ev_str(L, t, i, "channel", anchor, &na);
+		e->currency = ev_str(L, t, i, "currency", anchor, &na);
+		e->refund_of = ev_str(L, t, i, "refund_of", anchor, &na);
+		e->items_json = ev_json(L, t, i, "items", anchor, &na);
+		e->props_json = ev_json(L, t, i, "props", anchor, &na);
+		int has;
+		e->customer = ev_int(L, t, i, "customer", &has);
+		e->amount = ev_int(L, t, i, "amount", &e->has_amount);
+		e->at_ms = ev_int(L, t, i, "at", &has);
+		if (!has) {
+			if (!have_now) {
+				ud->in_call = 1;
+				now = scrm_db_now(ud->db);
+				ud->in_call = 0;
+				lscrm_check(L, ud, SCRM_OK); /* raises what the clock hook raised */
+				have_now = 1;
+			}
+			e->at_ms = now;
+		}
+		lua_getfield(L, t, "ids");
+		if (lua_type(L, -1) == LUA_TTABLE) {
+			int ids = lua_gettop(L);
+			lua_newtable(L); /* the pairs */
+			int pairs = ids + 1;
+			size_t m = lscrm_collect_ids(L, ids, pairs);
+			const char **v = lua_newuserdata(L, (2 * m + 1) * sizeof *v);
+			for (size_t j = 0; j < 2 * m; j++) {
+				lua_rawgeti(L, pairs, (int)j + 1);
+				v[j] = lua_tostring(L, -1);
+				lua_pop(L, 1);
+			}
+			e->id_kinds = v;
+			e->id_values = v + m;
+			e->n_ids = m;
+			anchor_top(L, anchor, &na); /* the pointers */
+			anchor_top(L, anchor, &na); /* the strings */
+		} else if (!lua_isnil(L, -1)) {
+			luaL_argerror(L, 2, lua_pushfstring(L, "event %d: 'ids' must be a table", i));
+		}
+		lua_settop(L, t - 1);
+	}
+	int *res = lua_newuserdata(L, (n ? n : 1) * sizeof *res);
+	int64_t *cu = lua_newuserdata(L, (n ? n : 1) * sizeof *cu);
+	int64_t *ids = lua_newuserdata(L, (n ? n : 1) * sizeof *ids);
+	int rc;
+	rc = LSCRM_CALL(ud, scrm_profile_events_add(ud->db, evs, n,
+						    input_order ? SCRM_EVENTS_INPUT_ORDER : 0, res, cu,
+						    ids, NULL));
+	lscrm_check(L, ud, rc);
+	lua_createtable(L, (int)n, 0);
+	for (size_t k = 0; k < n; k++) {
+		lua_createtable(L, 0, 3);
+		lscrm_pushid(L, cu[k]);
+		lua_setfield(L, -2, "customer");
+		lscrm_pushid(L, ids[k]);
+		lua_setfield(L, -2, "event");
+		if (res[k]) {
+			char msg[64];
+			snprintf(msg, sizeof msg, "event %d: %s", (int)k + 1, scrm_errstr(res[k]));
+			lscrm_push_error(L, res[k], msg);
+			lua_setfield(L, -2, "error");
+		}
+		lua_rawseti(L, -2, (int)k + 1);
+	}
+	return 1;
 }
 
 /*
@@ -391,6 +571,7 @@ static int pf_mask(lua_State *L)
 const luaL_Reg lscrm_profile_methods[] = {
 	{"event_add", pf_event_add},
 	{"import_events", pf_import_events},
+	{"add_events", pf_add_events},
 	{"events", pf_events},
 	{"event_stats", pf_event_stats},
 	{"profile", pf_profile},

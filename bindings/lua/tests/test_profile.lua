@@ -120,6 +120,48 @@ test("import_events from text and from an array", function()
   db:close()
 end)
 
+test("add_events: results per event, customer order, input_order", function()
+  local db = fresh()
+  local a, b = db:observe({phone = P1}), db:observe({phone = P2})
+  local evs = {
+    {key = "K1", type = "order", channel = "pos", at = T0, customer = b, amount = 500,
+     currency = "CNY"},
+    {key = "V1", type = "view", channel = "pos", at = T0 + 1, customer = a,
+     props = {sku = "A1"}, items = {{sku = "A1", qty = 1}}},
+    {key = "K1", type = "order", channel = "pos", at = T0 + 2, customer = a, amount = 700,
+     currency = "CNY"},
+    {key = "X1", type = "view", channel = "pos", at = T0, customer = 999},
+    {key = "B1", type = "Bad!", channel = "pos", customer = a, props = {}},
+  }
+  local r = db:add_events(evs)
+  eq(#r, 5)
+  -- By customer id: a's K1 first, b's is the duplicate.
+  eq(r[2].error, nil); eq(r[3].error, nil)
+  eq(r[1].error.code, scrm.DUPLICATE); eq(r[1].customer, a); eq(r[1].event, r[3].event)
+  eq(r[4].error.code, scrm.NOTFOUND); eq(r[4].customer, 0); eq(r[4].event, 0)
+  eq(r[5].error.code, scrm.INVALID); H.contains(r[5].error.message, "event 5")
+  assert(r[2].event < r[3].event)
+  eq(db:profile(a).figures.net_spend.CNY, 700)
+  eq(db:events(a)[2].props.sku, "A1")
+  -- Input order: the first K1 wins; events named by identifiers; at = nil is the clock.
+  now = T0 + 5
+  r = db:add_events({
+    {key = "K2", type = "order", channel = "web", customer = b, amount = 5, currency = "CNY"},
+    {key = "K2", type = "order", channel = "web", customer = a, amount = 5, currency = "CNY"},
+    {key = "V9", type = "view", channel = "web", ids = {phone = P1}},
+  }, {input_order = true})
+  eq(r[1].error, nil); eq(r[2].error.code, scrm.DUPLICATE); eq(r[2].customer, b)
+  eq(r[3].error, nil); eq(r[3].customer, a)
+  eq(db:events(a, {limit = 1})[1].at, T0 + 5)
+  eq(#db:add_events{}, 0)
+  H.contains(H.raises(db.add_events, db, {true}), "event 1 is a boolean")
+  H.contains(H.raises(db.add_events, db, {{key = "Z", colour = 1}}), "unknown option 'colour'")
+  H.contains(H.raises(db.add_events, db, {{key = "Z", at = "2026"}}), "'at' must be an integer")
+  H.contains(H.raises(db.add_events, db, {{key = 5}}), "'key' must be a string")
+  H.contains(H.raises(db.add_events, db, {}, {sorted = true}), "unknown option 'sorted'")
+  db:close()
+end)
+
 test("events with since and limit; event_stats", function()
   local db = fresh()
   local cid = db:observe({phone = P1})
@@ -355,6 +397,15 @@ test("out-of-memory paths raise NOMEM and leak nothing", function()
     function() return db:rfm_refresh(T0) end,
     function() return db:import_events{{key = "I" .. n, type = "view", channel = "web",
                                         at = T0, customer = cid}} end,
+    function()
+      n = n + 1
+      local r = db:add_events{{key = "A" .. n, type = "order", channel = "pos", at = T0,
+                               customer = cid, amount = 1, currency = "CNY"},
+                              {key = "B" .. n, type = "view", channel = "pos", at = T0,
+                               ids = {phone = P1}, props = {x = 1}}}
+      assert(r[1].error == nil and r[2].error == nil)
+      return r
+    end,
   }
   for i, call in ipairs(calls) do
     local failures, ok = 0, false
@@ -371,7 +422,7 @@ test("out-of-memory paths raise NOMEM and leak nothing", function()
     assert(ok, "call " .. i .. " eventually succeeds")
     assert(failures > 0, "call " .. i .. " met an injected failure")
   end
-  eq(db:profile(cid).figures.orders, 2)
+  eq(db:profile(cid).figures.orders, 3)
   db:close()
 end)
 
