@@ -262,6 +262,33 @@ class TestAddEvents(ProfileTestCase):
         self.assertEqual([x.error for x in r], [None] * 3)
         self.assertEqual([e["at"] for e in db.events(a)], [T0] * 3)
 
+    def test_out_of_memory(self):
+        """Each allocation failing in turn: NoMemoryError and nothing stored, then success."""
+        db = self.db
+        a = self.customer()
+        events = [{"key": "M1", "type": "order", "channel": "pos", "at": T0, "customer": a,
+                   "amount": 500, "currency": "CNY", "props": {"sku": "A1"}},
+                  {"key": "M2", "type": "view", "channel": "pos", "at": T0, "ids": {"phone": P2}}]
+        failures = 0
+        for nth in range(1, 3000):
+            db.test_alloc_fail(nth)
+            try:
+                r = db.add_events(events)
+            except scrm.NoMemoryError:
+                failures += 1
+                self.assertEqual(db.profile(a)["figures"]["events"], 0)
+                with self.assertRaises(scrm.NotFoundError):
+                    db.resolve("phone", P2)
+                continue
+            finally:
+                db.test_alloc_fail(0)
+            break
+        else:
+            self.fail("add_events never succeeded")
+        self.assertGreater(failures, 0)
+        self.assertEqual([x.error for x in r], [None, None])
+        self.assertEqual(db.profile(a)["figures"]["events"], 1)
+
     def test_rolled_back_with_the_batch(self):
         db = self.db
         a = self.customer()
