@@ -108,6 +108,10 @@ const char *lscrm_optcstr(lua_State *L, int idx);
 
 /* Options tables: reject unknown keys; read typed fields (nil -> default). */
 void lscrm_checkopts(lua_State *L, int idx, const char *const *known);
+/* Reject keys of the table at idx that are not in `known`: an argument error
+ * on `arg`, "<prefix>unknown <noun> 'key'" ("event 2: " "field"). */
+void lscrm_check_keys(lua_State *L, int idx, const char *const *known, int arg, const char *prefix,
+		      const char *noun);
 int lscrm_optbool(lua_State *L, int idx, const char *name, int dflt);
 int64_t lscrm_optint(lua_State *L, int idx, const char *name, int64_t dflt, int64_t lo, int64_t hi);
 

@@ -298,8 +298,9 @@ void lscrm_check(lua_State *L, lscrm_db *ud, int rc)
 	lscrm_finish(L, ud, rc, NULL, 0);
 }
 
-/* Reject keys of an options table that are not in `known` (catches typos). */
-void lscrm_checkopts(lua_State *L, int idx, const char *const *known)
+/* (lscrm.h) */
+void lscrm_check_keys(lua_State *L, int idx, const char *const *known, int arg, const char *prefix,
+		      const char *noun)
 {
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
@@ -309,10 +310,16 @@ void lscrm_checkopts(lua_State *L, int idx, const char *const *known)
 		for (int i = 0; k && known[i]; i++)
 			ok |= strcmp(k, known[i]) == 0;
 		if (!ok) {
-			lua_pushfstring(L, "unknown option '%s'", k ? k : luaL_typename(L, -1));
-			luaL_argerror(L, idx, lua_tostring(L, -1));
+			lua_pushfstring(L, "%sunknown %s '%s'", prefix, noun, k ? k : luaL_typename(L, -1));
+			luaL_argerror(L, arg, lua_tostring(L, -1));
 		}
 	}
+}
+
+/* Reject keys of an options table that are not in `known` (catches typos). */
+void lscrm_checkopts(lua_State *L, int idx, const char *const *known)
+{
+	lscrm_check_keys(L, idx, known, idx, "", "option");
 }
 
 /* opts.name as a boolean (nil -> dflt). */

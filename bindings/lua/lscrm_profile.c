@@ -172,22 +172,6 @@ static const char *const event_fields[] = {"key",      "type",      "channel", "
 					   "customer", "ids",       "amount",  "currency",
 					   "refund_of", "items",    "props",   NULL};
 
-/* Reject fields of event i (table at t) that events do not have. */
-static void check_fields(lua_State *L, int t, int i)
-{
-	lua_pushnil(L);
-	while (lua_next(L, t)) {
-		lua_pop(L, 1);
-		const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-		int ok = 0;
-		for (int f = 0; k && event_fields[f]; f++)
-			ok |= strcmp(k, event_fields[f]) == 0;
-		if (!ok)
-			luaL_argerror(L, 2, lua_pushfstring(L, "event %d: unknown field '%s'", i,
-							       k ? k : luaL_typename(L, -1)));
-	}
-}
-
 /*
  * db:add_events({event, ...} [, {input_order = true}]) -> array of results,
  * one per event: {customer =, event =}, plus `error` (an error table) for a
@@ -223,7 +207,9 @@ static int pf_add_events(lua_State *L)
 		if (lua_type(L, t) != LUA_TTABLE)
 			luaL_argerror(L, 2, lua_pushfstring(L, "event %d is a %s, not a table", i,
 							       luaL_typename(L, t)));
-		check_fields(L, t, i);
+		char prefix[32];
+		snprintf(prefix, sizeof prefix, "event %d: ", i);
+		lscrm_check_keys(L, t, event_fields, 2, prefix, "field");
 		scrm_event *e = &evs[k];
 		*e = (scrm_event)SCRM_EVENT_INIT;
 		e->key = ev_str(L, t, i, "key", anchor, &na);

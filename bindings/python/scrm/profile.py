@@ -26,6 +26,13 @@ _EVENT_FIELDS = ("key", "type", "channel", "at", "customer", "ids", "amount", "c
                  "refund_of", "items", "props")
 _MISSING = object()
 
+def _check_fields(fields, what):
+    """TypeError "<what> 'name' (known: ...)" for a member events do not have."""
+    unknown = sorted(set(fields) - set(_EVENT_FIELDS))
+    if unknown:
+        raise TypeError(f"{what} {unknown[0]!r} (known: {', '.join(_EVENT_FIELDS)})")
+
+
 #: One event's outcome in Database.add_events(): the customer and event ids,
 #: and None or the exception that says why it was not stored.
 EventResult = namedtuple("EventResult", ["customer", "event", "error"])
@@ -96,10 +103,7 @@ class ProfileMixin:
                 raise TypeError("event must be a dict, JSON text or keyword arguments, "
                                 f"not {type(event).__name__}")
             fields = {**event, **fields}
-        unknown = sorted(set(fields) - set(_EVENT_FIELDS))
-        if unknown:
-            raise TypeError(f"unknown event field {unknown[0]!r} (known: "
-                            f"{', '.join(_EVENT_FIELDS)})")
+        _check_fields(fields, "unknown event field")
         if isinstance(fields.get("at"), str):
             # RFC 3339 text: the library parses it, through the JSON form.
             obj = {k: v for k, v in fields.items() if v is not None}
@@ -169,10 +173,7 @@ class ProfileMixin:
         for i, fields in enumerate(items):
             if not isinstance(fields, Mapping):
                 raise TypeError(f"event {i} must be a dict, not {type(fields).__name__}")
-            unknown = sorted(set(fields) - set(_EVENT_FIELDS))
-            if unknown:
-                raise TypeError(f"event {i}: unknown field {unknown[0]!r} (known: "
-                                f"{', '.join(_EVENT_FIELDS)})")
+            _check_fields(fields, f"event {i}: unknown field")
             if isinstance(fields.get("at"), str):
                 raise TypeError(f"event {i}: give at as ms or a datetime (text: use event_add "
                                 "or import_events)")
