@@ -271,10 +271,15 @@ static int pf_add_events(lua_State *L)
 		lscrm_pushid(L, ids[k]);
 		lua_setfield(L, -2, "event");
 		if (res[k]) {
-			char msg[64];
-			snprintf(msg, sizeof msg, "event %d: %s", (int)k + 1, scrm_errstr(res[k]));
+			/* A refusal's reason is the handle's until its next batch. */
+			const char *why = res[k] != SCRM_DUPLICATE
+						  ? scrm_profile_events_refusal(ud->db, k)
+						  : NULL;
+			const char *msg = lua_pushfstring(L, "event %d: %s", (int)k + 1,
+							  why ? why : scrm_errstr(res[k]));
 			lscrm_push_error(L, res[k], msg);
-			lua_setfield(L, -2, "error");
+			lua_setfield(L, -3, "error");
+			lua_pop(L, 1);
 		}
 		lua_rawseti(L, -2, (int)k + 1);
 	}

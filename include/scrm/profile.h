@@ -173,10 +173,28 @@ SCRM_API int scrm_profile_event_add_json(scrm_db *db, const char *json, int64_t 
  *   SCRM_NOMEM, SCRM_IO and similar when the batch as a whole failed:
  *   nothing of it is stored, every results[i] is that code and the ids
  *   are 0; scrm_errmsg() names the event (its index) where it failed.
+ *   Why each refused event was refused: scrm_profile_events_refusal().
  */
 SCRM_API int scrm_profile_events_add(scrm_db *db, const scrm_event *events, size_t n,
 				     unsigned flags, int *results, int64_t *customers,
 				     int64_t *event_ids, size_t *refused);
+
+/**
+ * Why the last scrm_profile_events_add() call on this handle refused an
+ * event: the message scrm_errmsg() would have given for that event alone
+ * at that point of the batch ("event key must be …", "unknown customer
+ * 42", …).
+ * @param i  the event's index in that call's array.
+ * @return the message, or NULL when event i was stored or a duplicate,
+ *   when i is not an index of that batch, when the batch failed as a whole
+ *   (its reason is scrm_errmsg()), or when no batch was recorded on @p db
+ *   (or @p db is NULL). Owned by the handle: valid until the next
+ *   scrm_profile_events_add() call on it (which clears them, whatever its
+ *   outcome) or scrm_db_close(). The messages of a batch take memory in
+ *   proportion to its refused events; running out of it fails the batch
+ *   (SCRM_NOMEM).
+ */
+SCRM_API const char *scrm_profile_events_refusal(scrm_db *db, size_t i);
 
 /**
  * Import JSON lines (one event per line; blank lines are skipped) in one

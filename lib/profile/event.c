@@ -682,6 +682,7 @@ static int add_batch(scrm_db *db, const scrm_event *evs, size_t n, unsigned flag
 			c = e = 0;
 			if (content_refusal(r) && !scrm__tx_doomed(db)) {
 				++*refused;
+				rc = pf__refusal_add(db, i, scrm_errmsg(db));
 			} else {
 				char keep[256];
 				snprintf(keep, sizeof keep, "%s", scrm_errmsg(db));
@@ -711,6 +712,7 @@ SCRM_API int scrm_profile_events_add(scrm_db *db, const scrm_event *events, size
 	size_t nref = 0;
 	if (refused)
 		*refused = 0;
+	pf__refusals_clear(db);
 	if (!events && n)
 		rc = scrm__error(db, SCRM_MISUSE, "scrm_profile_events_add: events is NULL");
 	else if (flags & ~SCRM_EVENTS_INPUT_ORDER)
@@ -720,6 +722,7 @@ SCRM_API int scrm_profile_events_add(scrm_db *db, const scrm_event *events, size
 		rc = scrm__tx_end(db, add_batch(db, events, n, flags, results, customers, event_ids,
 						&nref));
 	if (rc) {
+		pf__refusals_clear(db);
 		for (size_t i = 0; i < n; i++) {
 			if (results)
 				results[i] = rc;

@@ -95,6 +95,16 @@ void pf__mask_buf(scrm_buf *b, const char *kind, const char *value);
 /* Name of a result code as "SCRM_INVALID". */
 const char *pf__code_name(int code);
 
+/* The reasons of the refused events of the last batch
+ * (scrm_profile_events_refusal): cleared when a batch starts, one added
+ * per refusal (SCRM_NOMEM when it cannot be kept). */
+typedef struct pf_refusal {
+	size_t i;
+	char *msg;
+} pf_refusal;
+void pf__refusals_clear(scrm_db *db);
+int pf__refusal_add(scrm_db *db, size_t i, const char *msg);
+
 /* Record one event given as JSON (no entry check, inside the caller's
  * transaction handling). */
 int pf__event_add_json(scrm_db *db, const char *json, int64_t *customer, int64_t *event_id);

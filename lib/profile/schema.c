@@ -3,6 +3,8 @@
  * idempotency keys, and small validation helpers. The migration is listed
  * in lib/core/schema.c; never edit a released step.
  */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <xxhash.h>
@@ -155,11 +157,26 @@ typedef struct pf_state {
 	uint64_t canon_tx, canon_gen;
 	int64_t canon_id, canon_root, canon_erased;
 	bool erased_keys;     /* some event key was anonymized (scrm_meta profile.erased_keys) */
+	/* The refusals of the last batch of events, by index once sorted. */
+	pf_refusal *refusals;
+	size_t nrefusals, caprefusals;
+	bool refusals_sorted;
 } pf_state;
+
+static void refusals_clear(pf_state *s)
+{
+	for (size_t i = 0; i < s->nrefusals; i++)
+		scrm__free(s->refusals[i].msg);
+	scrm__free(s->refusals);
+	s->refusals = NULL;
+	s->nrefusals = s->caprefusals = 0;
+	s->refusals_sorted = true;
+}
 
 static void state_destroy(scrm_db *db, void *p)
 {
 	(void)db;
+	refusals_clear(p);
 	scrm__free(p);
 }
 
@@ -173,6 +190,59 @@ static int get_state(scrm_db *db, pf_state **out)
 	}
 	*out = s;
 	return SCRM_OK;
+}
+
+/* ------------------------------------------------------------ refusals */
+
+void pf__refusals_clear(scrm_db *db)
+{
+	pf_state *s = scrm__engine_get(db, SCRM_ENGINE_PROFILE);
+	if (s)
+		refusals_clear(s);
+}
+
+int pf__refusal_add(scrm_db *db, size_t i, const char *msg)
+{
+	pf_state *s = NULL;
+	int rc = get_state(db, &s);
+	if (rc)
+		return rc;
+	if (s->nrefusals == s->caprefusals) {
+		size_t cap = s->caprefusals ? 2 * s->caprefusals : 16;
+		pf_refusal *p = cap <= SIZE_MAX / sizeof *p ? scrm__realloc(db, s->refusals, cap * sizeof *p)
+							    : NULL;
+		if (!p)
+			return scrm__error(db, SCRM_NOMEM, "out of memory keeping the reasons of refusals");
+		s->refusals = p;
+		s->caprefusals = cap;
+	}
+	char *m = scrm__strdup(db, msg);
+	if (!m)
+		return scrm__error(db, SCRM_NOMEM, "out of memory keeping the reasons of refusals");
+	if (s->nrefusals && s->refusals[s->nrefusals - 1].i > i)
+		s->refusals_sorted = false;
+	s->refusals[s->nrefusals++] = (pf_refusal){i, m};
+	return SCRM_OK;
+}
+
+static int cmp_refusal(const void *a, const void *b)
+{
+	size_t x = ((const pf_refusal *)a)->i, y = ((const pf_refusal *)b)->i;
+	return (x > y) - (x < y);
+}
+
+SCRM_API const char *scrm_profile_events_refusal(scrm_db *db, size_t i)
+{
+	pf_state *s = db ? scrm__engine_get(db, SCRM_ENGINE_PROFILE) : NULL;
+	if (!s || !s->nrefusals)
+		return NULL;
+	if (!s->refusals_sorted) {
+		qsort(s->refusals, s->nrefusals, sizeof *s->refusals, cmp_refusal);
+		s->refusals_sorted = true;
+	}
+	const pf_refusal key = {i, NULL};
+	const pf_refusal *r = bsearch(&key, s->refusals, s->nrefusals, sizeof key, cmp_refusal);
+	return r ? r->msg : NULL;
 }
 
 int pf__erased_keys(scrm_db *db, bool *any)

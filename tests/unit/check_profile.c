@@ -1898,6 +1898,7 @@ START_TEST(test_events_add)
 			ck_assert_int_eq(cu[0], c[0]);
 			ck_assert_int_eq(res[7], SCRM_INVALID);
 			ck_assert_int_eq(refused, 3);
+			tu_assert_contains(scrm_profile_events_refusal(db, 7), "customer");
 			ck_assert(id[1] < id[4] && id[4] < id[5] && id[5] < id[2]);
 			ck_assert_int_eq(fig(db, c[0], "events"), 3);
 			ck_assert_int_eq(fig(db, c[2], "events"), 2);
@@ -1914,16 +1915,27 @@ START_TEST(test_events_add)
 			ck_assert_int_eq(fig(db, c[2], "events"), 4);
 			ck_assert_int_eq(fig2(db, c[2], "net_spend", "CNY"), 1100);
 		}
-		for (int i = 0; i < 8; i++)
+		for (int i = 0; i < 8; i++) {
 			if (res[i] == SCRM_OK)
 				ck_assert_int_eq(cu[i], e[i].customer);
+			/* A reason for each refused event, none for the others. */
+			bool refused_i = res[i] != SCRM_OK && res[i] != SCRM_DUPLICATE;
+			ck_assert_int_eq(scrm_profile_events_refusal(db, (size_t)i) != NULL, refused_i);
+		}
+		tu_assert_contains(scrm_profile_events_refusal(db, 3), "999");
+		tu_assert_contains(scrm_profile_events_refusal(db, 6), "type");
+		ck_assert_ptr_null(scrm_profile_events_refusal(db, 8));
+		ck_assert_ptr_null(scrm_profile_events_refusal(db, SIZE_MAX));
+		ck_assert_ptr_null(scrm_profile_events_refusal(NULL, 3));
 		/* Outputs are optional; the replay is all duplicates. */
 		tu_assert_ok(db, scrm_profile_events_add(db, e, 8, 0, NULL, NULL, NULL, NULL));
 		tu_assert_ok(db, scrm_profile_events_add(db, e, 8, 0, res, NULL, NULL, &refused));
 		ck_assert_int_eq(res[1], SCRM_DUPLICATE);
-		/* Nothing to do. */
+		/* Nothing to do; the last batch's reasons are gone. */
+		ck_assert_ptr_nonnull(scrm_profile_events_refusal(db, 3));
 		tu_assert_ok(db, scrm_profile_events_add(db, NULL, 0, 0, NULL, NULL, NULL, &refused));
 		ck_assert_int_eq(refused, 0);
+		ck_assert_ptr_null(scrm_profile_events_refusal(db, 3));
 		scrm_db_close(db);
 	}
 }
@@ -1953,6 +1965,10 @@ START_TEST(test_events_add_errors)
 	ck_assert_int_eq(res[0], SCRM_OK);
 	ck_assert_int_eq(res[1], SCRM_MISUSE);
 	ck_assert_int_eq(refused, 1);
+	tu_assert_contains(scrm_profile_events_refusal(db, 1), "version 99");
+	/* A batch refused at the door clears the last batch's reasons too. */
+	tu_assert_rc(db, scrm_profile_events_add(db, e, 2, 0x10, res, NULL, NULL, NULL), SCRM_MISUSE);
+	ck_assert_ptr_null(scrm_profile_events_refusal(db, 1));
 	/* Inside the caller's batch: a rollback takes it all back. */
 	char *mid = dump(db);
 	e[0].key = "A3";
@@ -2040,14 +2056,20 @@ START_TEST(test_events_add_differential)
 			int rc = scrm_profile_event_add(b, &e[i], &c, &x);
 			ck_assert_msg(rc == res[i], "round %d event %zu: %d in the batch, %d alone (%s)",
 				      round, i, res[i], rc, scrm_errmsg(b));
+			const char *why = scrm_profile_events_refusal(a, i);
 			if (rc == SCRM_OK || rc == SCRM_DUPLICATE) {
 				ck_assert_int_eq(c, cu[i]);
 				ck_assert_int_eq(x, id[i]);
+				ck_assert_ptr_null(why);
 			} else {
+				/* The batch keeps the reason the event alone gets. */
+				ck_assert_ptr_nonnull(why);
+				ck_assert_str_eq(why, scrm_errmsg(b));
 				nref++;
 			}
 		}
 		ck_assert_int_eq(refused, nref);
+		ck_assert_ptr_null(scrm_profile_events_refusal(a, N));
 		char *da = dump(a), *db = dump(b);
 		ck_assert_msg(strcmp(da, db) == 0, "round %d: the databases differ", round);
 		free(da);
@@ -2062,15 +2084,24 @@ END_TEST
 static int af_events_add(scrm_db *db, void *arg)
 {
 	(void)arg;
-	scrm_event e[3] = {mk("M2", "order", 2, 300, NULL, T0), mk("M1", "view", 1, 0, NULL, T0),
-			   mk("M3", "refund", 1, 50, "O1", T0)};
+	scrm_event e[4] = {mk("M2", "order", 2, 300, NULL, T0), mk("M1", "view", 1, 0, NULL, T0),
+			   mk("M3", "refund", 1, 50, "O1", T0), mk("M4", "view", 77, 0, NULL, T0)};
 	e[1].props_json = "{\"sku\":\"A1\"}";
-	int res[3];
+	int res[4];
 	size_t refused = 0;
-	int rc = scrm_profile_events_add(db, e, 3, 0, res, NULL, NULL, &refused);
-	for (int i = 0; i < 3; i++)
+	int rc = scrm_profile_events_add(db, e, 4, 0, res, NULL, NULL, &refused);
+	if (rc == SCRM_OK) {
+		ck_assert_int_eq(res[3], SCRM_NOTFOUND); /* no customer 77 */
+		ck_assert_int_eq(refused, 1);
+		ck_assert_ptr_nonnull(scrm_profile_events_refusal(db, 3));
+		ck_assert_ptr_null(scrm_profile_events_refusal(db, 0));
+		return rc;
+	}
+	for (int i = 0; i < 4; i++)
 		ck_assert_int_eq(res[i], rc);
 	ck_assert_int_eq(refused, 0);
+	for (size_t i = 0; i < 5; i++) /* a failed batch keeps no reasons */
+		ck_assert_ptr_null(scrm_profile_events_refusal(db, i));
 	return rc;
 }
 

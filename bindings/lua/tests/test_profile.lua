@@ -140,6 +140,8 @@ test("add_events: results per event, customer order, input_order", function()
   eq(r[1].error.code, scrm.DUPLICATE); eq(r[1].customer, a); eq(r[1].event, r[3].event)
   eq(r[4].error.code, scrm.NOTFOUND); eq(r[4].customer, 0); eq(r[4].event, 0)
   eq(r[5].error.code, scrm.INVALID); H.contains(r[5].error.message, "event 5")
+  -- The library's reasons, as add_event would give them.
+  H.contains(r[5].error.message, "[a-z0-9_]"); H.contains(r[4].error.message, "999")
   assert(r[2].event < r[3].event)
   eq(db:profile(a).figures.net_spend.CNY, 700)
   eq(db:events(a)[2].props.sku, "A1")

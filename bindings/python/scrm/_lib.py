@@ -108,6 +108,7 @@ PROFILE = {
     "scrm_profile_events_add": (c_int, [_db, POINTER(Event), c_size_t, c_uint, POINTER(c_int),
                                         POINTER(c_int64), POINTER(c_int64), POINTER(c_size_t)]),
     "scrm_profile_events_import": (c_int, [_db, c_char_p, c_size_t, _out_str]),
+    "scrm_profile_events_refusal": (c_char_p, [_db, c_size_t]),
     "scrm_profile_events_json": (c_int, [_db, c_int64, c_int64, c_int, _out_str]),
     "scrm_profile_event_stats": (c_int, [_db, c_int64, c_char_p, c_int64, c_char_p,
                                          _out_i64, _out_i64]),

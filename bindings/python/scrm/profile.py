@@ -156,9 +156,9 @@ class ProfileMixin:
         DuplicateError when its key was already recorded on the channel
         (customer and event then name the stored one), or the exception that
         refused it (InvalidError, NotFoundError, RangeError, LimitError,
-        ParseError, StateError; customer and event are 0): a refused event
-        changes nothing and does not stop the others. For the library's
-        reason, record that event alone with event_add().
+        ParseError, StateError, with the library's reason as its message;
+        customer and event are 0): a refused event changes nothing and does
+        not stop the others.
 
         When every event names its customer by id, they are applied by
         customer id, each customer's in input order (faster for large
@@ -186,15 +186,24 @@ class ProfileMixin:
         results = (c_int * max(n, 1))()
         customers = (c_int64 * max(n, 1))()
         ids = (c_int64 * max(n, 1))()
-        self._invoke("scrm_profile_events_add", arr, n, 1 if input_order else 0, results,
-                     customers, ids, None)
+        why = {}
+        # Under the handle's lock: the reasons are the handle's until its
+        # next batch.
+        with self._lock:
+            self._invoke("scrm_profile_events_add", arr, n, 1 if input_order else 0, results,
+                         customers, ids, None)
+            refusal = _lib.func("scrm_profile_events_refusal")
+            for i in range(n):
+                if results[i] and results[i] != DuplicateError.code:
+                    text = refusal(self._handle, i)
+                    why[i] = text.decode("utf-8", "replace") if text else _lib.errstr(results[i])
         del structs
         out = []
         for i in range(n):
             code = results[i]
             err = None
             if code:
-                err = from_code(code, f"event {i}: {_lib.errstr(code)}")
+                err = from_code(code, f"event {i}: {why.get(i) or _lib.errstr(code)}")
                 if isinstance(err, DuplicateError):
                     err.customer, err.event = customers[i], ids[i]
             out.append(EventResult(customers[i], ids[i], err))

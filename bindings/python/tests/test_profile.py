@@ -235,6 +235,9 @@ class TestAddEvents(ProfileTestCase):
         self.assertEqual((r[3].customer, r[3].event), (0, 0))
         self.assertIsInstance(r[4].error, scrm.InvalidError)
         self.assertIn("event 4", str(r[4].error))
+        # The library's reasons, as event_add() would give them.
+        self.assertIn("[a-z0-9_]", str(r[4].error))
+        self.assertIn("999", str(r[3].error))
         self.assertLess(r[1].event, r[2].event)
         self.assertEqual(db.profile(a)["figures"]["net_spend"], {"CNY": 700})
         self.assertEqual(db.profile(b)["figures"]["events"], 0)
