@@ -16,7 +16,9 @@
  * profile_event_rate. Then EVENTS/10
  * events named by a member card (observed on the way in) —
  * profile_event_ids_rate. Then one RFM + lifecycle refresh of the whole
- * population and scrm_profile_json() of 20k random customers.
+ * population and scrm_profile_json() of 20k random customers. Last,
+ * ref_sqlite_insert_ns: the machine's speed at SQLite work, for comparing
+ * runs of different days (bench_ref.h).
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -28,6 +30,8 @@
 #include <unistd.h>
 
 #include <scrm.h>
+
+#include "bench_ref.h"
 
 #define T0 INT64_C(1767225600000) /* 2026-01-01T00:00:00Z */
 #define DAY INT64_C(86400000)
@@ -233,6 +237,7 @@ int main(int argc, char **argv)
 	printf("profile_customers %ld count\n", customers);
 	printf("profile_events %ld count\n", total + total_ids);
 	printf("profile_refresh_summary %s\n", summary);
+	bench_ref_print();
 	scrm_free(summary);
 	free(evs);
 	free(keys);

@@ -25,7 +25,9 @@
  * rules_overhead_median_us. rules_event_no_false_trace_median_us: the same
  * with trace.condition_false off. SCRM_BENCH_NO_PROFILE=1 replaces the two
  * conditions that call the profile engine (an attribute, count()) by
- * conditions on the event, isolating the rule engine's own cost.
+ * conditions on the event, isolating the rule engine's own cost. Last,
+ * ref_sqlite_insert_ns: the machine's speed at SQLite work, for comparing
+ * runs of different days (bench_ref.h).
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -36,6 +38,8 @@
 #include <unistd.h>
 
 #include <scrm.h>
+
+#include "bench_ref.h"
 
 #define T0 INT64_C(1767582000000) /* 2026-01-05T03:00:00Z, 11:00 in Shanghai */
 #define BATCH 1000
@@ -341,6 +345,7 @@ int main(int argc, char **argv)
 	printf("rules_overhead_median_us %.2f us\n", med - base);
 	printf("rules_customers %ld count\n", customers);
 	printf("rules_events %ld count\n", total);
+	bench_ref_print();
 	free(lat);
 	scrm_db_close(db);
 	if (own) {

@@ -17,6 +17,8 @@
  * holder added); tag_refresh_again_s: the same again a day later (only
  * changes written); tag_refresh_cpu_s, tag_refresh_again_cpu_s: the CPU
  * time (user + system) of each, for comparing on a loaded machine.
+ * Last, ref_sqlite_insert_ns: the machine's speed at SQLite work, for
+ * comparing runs of different days (bench_ref.h).
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -28,6 +30,8 @@
 #include <unistd.h>
 
 #include <scrm.h>
+
+#include "bench_ref.h"
 
 #define T0 INT64_C(1767225600000) /* 2026-01-01T00:00:00Z */
 #define DAY INT64_C(86400000)
@@ -223,6 +227,7 @@ int main(int argc, char **argv)
 	printf("segments_setup_s %.1f s\n", setup);
 	printf("segments_customers %ld count\n", customers);
 	printf("tag_refresh_summary %s\n", sum);
+	bench_ref_print();
 	scrm_free(sum);
 	scrm_db_close(db);
 	if (own) {
