@@ -158,6 +158,13 @@ SCRM_API int scrm_profile_event_add_json(scrm_db *db, const char *json, int64_t 
  * outbox rows. A batch with an event named by identifiers is applied in
  * input order.
  *
+ * Speed: an event named by id that is not a refund and that no rule or
+ * rule tag acts on (no rule tag is defined, no active rule is triggered,
+ * started or cancelled by its type) is stored with up to 63 such
+ * neighbours by one statement, and their figures are summed per customer:
+ * the same rows and ids as one by one, in a third fewer instructions. The
+ * others are stored one by one in between.
+ *
  * @param events, n  the events (@p events may be NULL when n is 0).
  * @param flags    0 or SCRM_EVENTS_INPUT_ORDER.
  * @param results  NULL or n codes: SCRM_OK (stored), SCRM_DUPLICATE, or what
@@ -169,7 +176,9 @@ SCRM_API int scrm_profile_event_add_json(scrm_db *db, const char *json, int64_t 
  *   gives them (0 for a refused event).
  * @param refused  NULL, or receives the number of refused events.
  * @return SCRM_OK when every event was stored, a duplicate or refused;
- *   SCRM_MISUSE (events NULL with n > 0, unknown flags); SCRM_BUSY,
+ *   SCRM_MISUSE (events NULL with n > 0, unknown flags); SCRM_RANGE when a
+ *   customer's money sum would overflow int64 (it may take the caller's
+ *   batch with it, as with scrm_profile_event_add()); SCRM_BUSY,
  *   SCRM_NOMEM, SCRM_IO and similar when the batch as a whole failed:
  *   nothing of it is stored, every results[i] is that code and the ids
  *   are 0; scrm_errmsg() names the event (its index) where it failed.

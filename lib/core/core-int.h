@@ -259,4 +259,14 @@ int scrm__notify(scrm_db *db, const scrm_note *note);
 int scrm__profile_on_note(scrm_db *db, const scrm_note *note);
 int scrm__rules_on_note(scrm_db *db, const scrm_note *note);
 
+/* Whether any listener needs to see an event note (kind, survivor and the
+ * event's type are read; the event may not be stored yet). Where none
+ * does, the profile engine may record events without notifying, several
+ * per statement. Any other kind of note is always wanted. */
+int scrm__notify_wanted(scrm_db *db, const scrm_note *note, bool *wanted);
+
+/* The rule engine's answer: an event is wanted when rule tags exist or an
+ * active rule is triggered, started or cancelled by its type. */
+int scrm__rules_note_wanted(scrm_db *db, const scrm_note *note, bool *wanted);
+
 #endif /* SCRM_CORE_INT_H */

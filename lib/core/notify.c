@@ -21,3 +21,32 @@ int scrm__notify(scrm_db *db, const scrm_note *note)
 	}
 	return SCRM_OK;
 }
+
+typedef int (*scrm_interest)(scrm_db *db, const scrm_note *note, bool *wanted);
+
+/* Whether each listener needs a note; in the order of `listeners`. NULL:
+ * the listener needs none of the notes this is asked about (events). */
+static const scrm_interest interests[] = {
+	NULL,                    /* the profile engine's own events */
+	scrm__rules_note_wanted, /* rules and rule tags on events */
+};
+
+_Static_assert(sizeof interests / sizeof interests[0] == sizeof listeners / sizeof listeners[0],
+	       "one interest per listener");
+
+int scrm__notify_wanted(scrm_db *db, const scrm_note *note, bool *wanted)
+{
+	*wanted = false;
+	if (note->kind != SCRM_NOTE_EVENT) {
+		*wanted = true;
+		return SCRM_OK;
+	}
+	for (size_t i = 0; i < sizeof interests / sizeof interests[0] && !*wanted; i++) {
+		if (!interests[i])
+			continue;
+		int rc = interests[i](db, note, wanted);
+		if (rc)
+			return rc;
+	}
+	return SCRM_OK;
+}

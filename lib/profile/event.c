@@ -1,7 +1,8 @@
 /*
  * Recording events: validation, idempotency, refunds against their order,
  * the customer named by id or by identifiers (observed on the way in), and
- * the figure upkeep. Also the JSON form, JSON-lines import and batches.
+ * the figure upkeep. Also the JSON form and JSON-lines import (batches of
+ * scrm_event structs are in batch.c).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -362,6 +363,22 @@ static int add_event(scrm_db *db, const scrm_event *ev, bool json_checked, int64
 	return rc;
 }
 
+int pf__event_validate(scrm_db *db, const scrm_event *ev)
+{
+	return validate(db, ev, false);
+}
+
+int pf__event_add(scrm_db *db, const scrm_event *ev, int64_t *customer, int64_t *event_id)
+{
+	return add_event(db, ev, false, customer, event_id);
+}
+
+int pf__event_find_duplicate(scrm_db *db, const scrm_event *ev, int64_t *customer,
+			     int64_t *event_id)
+{
+	return find_duplicate(db, ev, false, customer, event_id);
+}
+
 SCRM_API int scrm_profile_event_add(scrm_db *db, const scrm_event *ev, int64_t *customer,
 				    int64_t *event_id)
 {
@@ -529,9 +546,7 @@ SCRM_API int scrm_profile_event_add_json(scrm_db *db, const char *json, int64_t 
 
 /* ------------------------------------------------------------ import */
 
-/* Refusals of one event's content (a line of an import, an event of a
- * batch); anything else fails the whole import or batch. */
-static bool content_refusal(int rc)
+bool pf__content_refusal(int rc)
 {
 	return rc == SCRM_INVALID || rc == SCRM_NOTFOUND || rc == SCRM_PARSE || rc == SCRM_RANGE ||
 	       rc == SCRM_LIMIT || rc == SCRM_STATE || rc == SCRM_MISUSE;
@@ -584,7 +599,7 @@ static int import(scrm_db *db, const char *text, size_t len, scrm_buf *sum)
 			stored++;
 		} else if (r == SCRM_DUPLICATE) {
 			dup++;
-		} else if (content_refusal(r) && !scrm__tx_doomed(db)) {
+		} else if (pf__content_refusal(r) && !scrm__tx_doomed(db)) {
 			if (rejected++ < PF_IMPORT_ERRORS) {
 				scrm__buf_printf(&errs, "%s{\"line\":%lld,\"code\":\"%s\",\"message\":",
 						 rejected > 1 ? "," : "", (long long)lineno,
@@ -638,102 +653,4 @@ SCRM_API int scrm_profile_events_import(scrm_db *db, const char *text, size_t le
 		rc = scrm__buf_finish(&sum, summary);
 	scrm__buf_reset(&sum);
 	return rc;
-}
-
-/* ------------------------------------------------------------ batches */
-
-typedef struct batch_ref {
-	int64_t customer;
-	size_t i; /* index in the caller's array */
-} batch_ref;
-
-static int cmp_ref(const void *a, const void *b)
-{
-	const batch_ref *x = a, *y = b;
-	if (x->customer != y->customer)
-		return x->customer < y->customer ? -1 : 1;
-	return (x->i > y->i) - (x->i < y->i);
-}
-
-static int add_batch(scrm_db *db, const scrm_event *evs, size_t n, unsigned flags, int *results,
-		     int64_t *customers, int64_t *event_ids, size_t *refused)
-{
-	/* In customer order when every event names its customer by id: the
-	 * event_customer index, the figures, the money and the customer row
-	 * of neighbouring ids share pages, which are then visited once in key
-	 * order rather than at random. */
-	bool sort = !(flags & SCRM_EVENTS_INPUT_ORDER) && n > 1;
-	for (size_t i = 0; i < n && sort; i++)
-		sort = evs[i].version == SCRM_EVENT_VERSION && evs[i].n_ids == 0 && evs[i].customer > 0;
-	batch_ref *order = NULL;
-	if (sort) {
-		if (n > SIZE_MAX / sizeof *order || !(order = scrm__malloc(db, n * sizeof *order)))
-			return scrm__error(db, SCRM_NOMEM, "out of memory ordering %zu events", n);
-		for (size_t i = 0; i < n; i++)
-			order[i] = (batch_ref){evs[i].customer, i};
-		qsort(order, n, sizeof *order, cmp_ref);
-	}
-	int rc = SCRM_OK;
-	for (size_t k = 0; k < n && !rc; k++) {
-		size_t i = order ? order[k].i : k;
-		int64_t c = 0, e = 0;
-		int r = add_event(db, &evs[i], false, &c, &e);
-		if (r != SCRM_OK && r != SCRM_DUPLICATE) {
-			c = e = 0;
-			if (content_refusal(r) && !scrm__tx_doomed(db)) {
-				++*refused;
-				rc = pf__refusal_add(db, i, scrm_errmsg(db));
-			} else {
-				char keep[256];
-				snprintf(keep, sizeof keep, "%s", scrm_errmsg(db));
-				rc = scrm__error(db, r, "batch failed at event %zu: %s", i, keep);
-			}
-		}
-		if (results)
-			results[i] = r;
-		if (customers)
-			customers[i] = c;
-		if (event_ids)
-			event_ids[i] = e;
-	}
-	scrm__free(order);
-	if (!rc)
-		scrm__clear_error(db);
-	return rc;
-}
-
-SCRM_API int scrm_profile_events_add(scrm_db *db, const scrm_event *events, size_t n,
-				     unsigned flags, int *results, int64_t *customers,
-				     int64_t *event_ids, size_t *refused)
-{
-	int rc = scrm__enter_write(db);
-	if (rc)
-		return rc;
-	size_t nref = 0;
-	if (refused)
-		*refused = 0;
-	pf__refusals_clear(db);
-	if (!events && n)
-		rc = scrm__error(db, SCRM_MISUSE, "scrm_profile_events_add: events is NULL");
-	else if (flags & ~SCRM_EVENTS_INPUT_ORDER)
-		rc = scrm__error(db, SCRM_MISUSE, "scrm_profile_events_add: unknown flags 0x%x",
-				 flags & ~SCRM_EVENTS_INPUT_ORDER);
-	else if (!(rc = scrm__tx_begin(db)))
-		rc = scrm__tx_end(db, add_batch(db, events, n, flags, results, customers, event_ids,
-						&nref));
-	if (rc) {
-		pf__refusals_clear(db);
-		for (size_t i = 0; i < n; i++) {
-			if (results)
-				results[i] = rc;
-			if (customers)
-				customers[i] = 0;
-			if (event_ids)
-				event_ids[i] = 0;
-		}
-		return rc;
-	}
-	if (refused)
-		*refused = nref;
-	return SCRM_OK;
 }

@@ -28,21 +28,33 @@ static int step_money(scrm_db *db, sqlite3_stmt *st, int64_t customer, const cha
 	return s == SQLITE_DONE || s == SQLITE_ROW ? SCRM_OK : money_err(db, s, customer, what);
 }
 
+/* The update of a figures row by a new row (`excluded`) of one event or
+ * of several events' sums (pf__figures_add_rows): the same arithmetic
+ * either way. */
+#define FIGURES_SET                                                                           \
+	"events = profile_figures.events + excluded.events, "                                \
+	"first_seen = min(profile_figures.first_seen, excluded.first_seen), "                \
+	"last_seen = max(profile_figures.last_seen, excluded.last_seen), "                   \
+	"orders = profile_figures.orders + excluded.orders, "                                \
+	"refunds = profile_figures.refunds + excluded.refunds, "                             \
+	"first_order = coalesce(min(profile_figures.first_order, excluded.first_order), "    \
+	"profile_figures.first_order, excluded.first_order), "                               \
+	"last_order = coalesce(max(profile_figures.last_order, excluded.last_order), "       \
+	"profile_figures.last_order, excluded.last_order)"
+#define MONEY_SET                                                                             \
+	"orders = profile_money.orders + excluded.orders, "                                  \
+	"spend = profile_money.spend + excluded.spend, "                                     \
+	"refunded = profile_money.refunded + excluded.refunded"
+#define FIGURES_UPSERT " ON CONFLICT(customer) DO UPDATE SET " FIGURES_SET
+#define MONEY_UPSERT " ON CONFLICT(customer, currency) DO UPDATE SET " MONEY_SET
+
 int pf__figures_add(scrm_db *db, int64_t customer, const char *type, int64_t at,
 		    bool has_amount, int64_t amount, const char *currency)
 {
 	bool order = strcmp(type, "order") == 0, refund = !order && strcmp(type, "refund") == 0;
 	sqlite3_stmt *st = scrm__stmt(
 		db, "INSERT INTO profile_figures(customer, events, first_seen, last_seen, orders, "
-		    "refunds, first_order, last_order) VALUES(?1, 1, ?2, ?2, ?3, ?4, ?5, ?5) "
-		    "ON CONFLICT(customer) DO UPDATE SET events = events + 1, "
-		    "first_seen = min(first_seen, excluded.first_seen), "
-		    "last_seen = max(last_seen, excluded.last_seen), "
-		    "orders = orders + excluded.orders, refunds = refunds + excluded.refunds, "
-		    "first_order = coalesce(min(first_order, excluded.first_order), first_order, "
-		    "excluded.first_order), "
-		    "last_order = coalesce(max(last_order, excluded.last_order), last_order, "
-		    "excluded.last_order)");
+		    "refunds, first_order, last_order) VALUES(?1, 1, ?2, ?2, ?3, ?4, ?5, ?5)" FIGURES_UPSERT);
 	if (!st)
 		return scrm_errcode(db);
 	sqlite3_bind_int64(st, 1, customer);
@@ -57,9 +69,7 @@ int pf__figures_add(scrm_db *db, int64_t customer, const char *type, int64_t at,
 	if (!(order || refund) || !has_amount)
 		return SCRM_OK;
 	st = scrm__stmt(db, "INSERT INTO profile_money(customer, currency, orders, spend, refunded) "
-			    "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(customer, currency) DO UPDATE SET "
-			    "orders = orders + excluded.orders, spend = spend + excluded.spend, "
-			    "refunded = refunded + excluded.refunded");
+			    "VALUES(?1, ?2, ?3, ?4, ?5)" MONEY_UPSERT);
 	if (!st)
 		return scrm_errcode(db);
 	sqlite3_bind_int64(st, 1, customer);
@@ -68,6 +78,57 @@ int pf__figures_add(scrm_db *db, int64_t customer, const char *type, int64_t at,
 	sqlite3_bind_int64(st, 4, order ? amount : 0);
 	sqlite3_bind_int64(st, 5, refund ? amount : 0);
 	return step_money(db, st, customer, "updating money figures");
+}
+
+/* One upsert per row: a statement of several rows would be cheaper to run,
+ * but an upsert of several rows may abort part way, and SQLite then
+ * journals every page it changes, once per statement, for as long as the
+ * caller's savepoint lasts (gigabytes, fifty times slower, for a batch of
+ * 50,000 events). */
+int pf__figures_add_rows(scrm_db *db, const pf_figrow *rows, size_t n)
+{
+	for (size_t j = 0; j < n; j++) {
+		const pf_figrow *r = &rows[j];
+		sqlite3_stmt *st = scrm__stmt(
+			db, "INSERT INTO profile_figures(customer, events, first_seen, last_seen, orders, "
+			    "refunds, first_order, last_order) VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)"
+			    FIGURES_UPSERT);
+		if (!st)
+			return scrm_errcode(db);
+		sqlite3_bind_int64(st, 1, r->customer);
+		sqlite3_bind_int64(st, 2, r->events);
+		sqlite3_bind_int64(st, 3, r->first_seen);
+		sqlite3_bind_int64(st, 4, r->last_seen);
+		sqlite3_bind_int64(st, 5, r->orders);
+		if (r->orders) {
+			sqlite3_bind_int64(st, 6, r->first_order);
+			sqlite3_bind_int64(st, 7, r->last_order);
+		}
+		int rc = scrm__step_done(db, st, "updating figures");
+		if (rc)
+			return rc;
+	}
+	return SCRM_OK;
+}
+
+int pf__money_add_rows(scrm_db *db, const pf_moneyrow *rows, size_t n)
+{
+	for (size_t j = 0; j < n; j++) {
+		const pf_moneyrow *r = &rows[j];
+		sqlite3_stmt *st = scrm__stmt(
+			db, "INSERT INTO profile_money(customer, currency, orders, spend, refunded) "
+			    "VALUES(?1, ?2, ?3, ?4, 0)" MONEY_UPSERT);
+		if (!st)
+			return scrm_errcode(db);
+		sqlite3_bind_int64(st, 1, r->customer);
+		sqlite3_bind_text(st, 2, r->currency, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, r->orders);
+		sqlite3_bind_int64(st, 4, r->spend);
+		int rc = step_money(db, st, r->customer, "updating money figures");
+		if (rc)
+			return rc;
+	}
+	return SCRM_OK;
 }
 
 static int exec1(scrm_db *db, const char *sql, int64_t a, const char *what)
@@ -139,20 +200,11 @@ static int on_merge(scrm_db *db, int64_t survivor, int64_t absorbed)
 		{"UPDATE event SET customer = ?1 WHERE customer = ?2", "moving events"},
 		{"INSERT INTO profile_figures(customer, events, first_seen, last_seen, orders, refunds, "
 		 "first_order, last_order) SELECT ?1, events, first_seen, last_seen, orders, refunds, "
-		 "first_order, last_order FROM profile_figures WHERE customer = ?2 "
-		 "ON CONFLICT(customer) DO UPDATE SET events = events + excluded.events, "
-		 "first_seen = min(first_seen, excluded.first_seen), "
-		 "last_seen = max(last_seen, excluded.last_seen), "
-		 "orders = orders + excluded.orders, refunds = refunds + excluded.refunds, "
-		 "first_order = coalesce(min(first_order, excluded.first_order), first_order, "
-		 "excluded.first_order), "
-		 "last_order = coalesce(max(last_order, excluded.last_order), last_order, "
-		 "excluded.last_order)",
+		 "first_order, last_order FROM profile_figures WHERE customer = ?2" FIGURES_UPSERT,
 		 "summing figures"},
 		{"INSERT INTO profile_money(customer, currency, orders, spend, refunded) "
-		 "SELECT ?1, currency, orders, spend, refunded FROM profile_money WHERE customer = ?2 "
-		 "ON CONFLICT(customer, currency) DO UPDATE SET orders = orders + excluded.orders, "
-		 "spend = spend + excluded.spend, refunded = refunded + excluded.refunded",
+		 "SELECT ?1, currency, orders, spend, refunded FROM profile_money WHERE customer = ?2"
+		 MONEY_UPSERT,
 		 "summing money figures"},
 		{"DELETE FROM profile_figures WHERE customer = ?2 AND ?1 IS NOT NULL",
 		 "dropping absorbed figures"},

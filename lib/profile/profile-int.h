@@ -64,6 +64,25 @@ int pf__live_customer(scrm_db *db, int64_t id, int64_t *root);
 int pf__figures_add(scrm_db *db, int64_t customer, const char *type, int64_t at,
 		    bool has_amount, int64_t amount, const char *currency);
 
+/* The sums of some new events of one customer, none of them a refund
+ * (first_order, last_order: meaningful when orders > 0). */
+typedef struct pf_figrow {
+	int64_t customer, events, first_seen, last_seen, orders, first_order, last_order;
+} pf_figrow;
+
+/* The sums of some new orders of one customer in one currency. */
+typedef struct pf_moneyrow {
+	int64_t customer;
+	const char *currency;
+	int64_t orders, spend;
+} pf_moneyrow;
+
+/* Add such sums to the figures, as many one-event updates would (one
+ * statement per row). A money sum that would overflow int64 is SCRM_RANGE,
+ * with the rows before it written. */
+int pf__figures_add_rows(scrm_db *db, const pf_figrow *rows, size_t n);
+int pf__money_add_rows(scrm_db *db, const pf_moneyrow *rows, size_t n);
+
 /* Rebuild a customer's figures from its stored events. */
 int pf__figures_rebuild(scrm_db *db, int64_t customer);
 
@@ -104,6 +123,25 @@ typedef struct pf_refusal {
 } pf_refusal;
 void pf__refusals_clear(scrm_db *db);
 int pf__refusal_add(scrm_db *db, size_t i, const char *msg);
+
+/* ------------------------------------------------------------ events */
+
+/* Check an event's content (nothing is read from the database). */
+int pf__event_validate(scrm_db *db, const struct scrm_event *ev);
+
+/* Record one event as scrm_profile_event_add() does, in the caller's
+ * transaction. */
+int pf__event_add(scrm_db *db, const struct scrm_event *ev, int64_t *customer,
+		  int64_t *event_id);
+
+/* SCRM_DUPLICATE with the stored event's id and customer when (channel,
+ * key) is taken by a live key, else SCRM_OK. */
+int pf__event_find_duplicate(scrm_db *db, const struct scrm_event *ev, int64_t *customer,
+			     int64_t *event_id);
+
+/* A refusal of one event's content (a line of an import, an event of a
+ * batch); anything else fails the whole import or batch. */
+bool pf__content_refusal(int rc);
 
 /* Record one event given as JSON (no entry check, inside the caller's
  * transaction handling). */

@@ -397,6 +397,9 @@ int ru__ruletag_is(scrm_db *db, const char *name, bool *is);
 void ru__ruletags_clear(ru_state *s);
 int ru__ruletags_customer(scrm_db *db, int64_t customer, int64_t now);
 
+/* Whether any rule tag is defined (loading them if need be). */
+int ru__ruletags_any(scrm_db *db, ru_state *s, bool *any);
+
 /* Name of a result code ("SCRM_INVALID"). */
 const char *ru__code_name(int code);
 

@@ -192,6 +192,13 @@ static int set_one(scrm_db *db, const ru_rtag *t, int64_t customer, bool holds, 
 			      &changed);
 }
 
+int ru__ruletags_any(scrm_db *db, ru_state *s, bool *any)
+{
+	int rc = load(db, s);
+	*any = rc == SCRM_OK && s->nrtags > 0;
+	return rc;
+}
+
 int ru__ruletags_customer(scrm_db *db, int64_t customer, int64_t now)
 {
 	ru_state *s;

@@ -420,6 +420,20 @@ static int on_unmerge(scrm_db *db, const scrm_note *note)
 	return rc;
 }
 
+int scrm__rules_note_wanted(scrm_db *db, const scrm_note *note, bool *wanted)
+{
+	*wanted = true;
+	if (note->kind != SCRM_NOTE_EVENT || !note->event)
+		return SCRM_OK;
+	ru_state *s;
+	bool tags;
+	int rc = ru__state(db, &s);
+	if (rc || (rc = ru__ruletags_any(db, s, &tags)))
+		return rc;
+	*wanted = tags || ru__bucket(s, note->event->type) != NULL;
+	return SCRM_OK;
+}
+
 int scrm__rules_on_note(scrm_db *db, const scrm_note *note)
 {
 	switch (note->kind) {

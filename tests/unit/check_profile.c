@@ -15,6 +15,7 @@
 
 #include "scrm/identity.h"
 #include "scrm/profile.h"
+#include "scrm/rules.h"
 #include "core-int.h"
 #include "testutil.h"
 
@@ -1992,6 +1993,61 @@ END_TEST
  * same outcome per event; and in input order once an event is named by
  * identifiers. Keys repeat within and across batches, refunds name orders
  * of this and earlier batches, some events are refused. */
+START_TEST(test_events_add_overflow)
+{
+	/* A money sum over int64 in a batch of events fails the batch as a
+	 * whole (as an event alone fails the caller's batch): nothing stored. */
+	scrm_db *db = open_db("bo.db");
+	int64_t a = cust(db, 0);
+	enum { N = 9300 };
+	static scrm_event e[N];
+	static char keys[N][16];
+	static int res[N];
+	for (int j = 0; j < N; j++) {
+		snprintf(keys[j], sizeof keys[j], "B%d", j);
+		e[j] = mk(keys[j], "order", a, INT64_C(1000000000000000), NULL, T0);
+	}
+	size_t refused = 99;
+	tu_assert_rc(db, scrm_profile_events_add(db, e, N, 0, res, NULL, NULL, &refused), SCRM_RANGE);
+	tu_assert_contains(scrm_errmsg(db), "would overflow int64");
+	ck_assert_int_eq(res[0], SCRM_RANGE);
+	ck_assert_int_eq(res[N - 1], SCRM_RANGE);
+	ck_assert_int_eq(refused, 0);
+	ck_assert_int_eq(fig(db, a, "events"), 0);
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM event"), 0);
+	/* 9223 of them fit. */
+	tu_assert_ok(db, scrm_profile_events_add(db, e, 9223, 0, res, NULL, NULL, &refused));
+	ck_assert_int_eq(fig(db, a, "orders"), 9223);
+	scrm_db_close(db);
+}
+END_TEST
+
+START_TEST(test_events_add_last_ids)
+{
+	/* Past the largest possible id SQLite picks ids at random: the batch
+	 * then stores its events one by one, still all of them. */
+	scrm_db *db = open_db("bl.db");
+	int64_t a = cust(db, 0);
+	ck_assert_int_eq(sqlite3_exec(scrm__sqlite(db),
+				      "INSERT INTO event(id, customer, channel, ikey, type, at) "
+				      "VALUES (9223372036854775807, 1, 'x', 'k', 'view', 0)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	scrm_event e[3] = {mk("L1", "view", a, 0, NULL, T0), mk("L2", "order", a, 5, NULL, T0),
+			   mk("L1", "view", a, 0, NULL, T0)};
+	int res[3];
+	int64_t id[3];
+	tu_assert_ok(db, scrm_profile_events_add(db, e, 3, 0, res, NULL, id, NULL));
+	ck_assert_int_eq(res[0], SCRM_OK);
+	ck_assert_int_eq(res[1], SCRM_OK);
+	ck_assert_int_eq(res[2], SCRM_DUPLICATE);
+	ck_assert_int_eq(id[2], id[0]);
+	ck_assert_int_eq(fig(db, a, "orders"), 1);
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM event"), 3);
+	scrm_db_close(db);
+}
+END_TEST
+
 START_TEST(test_events_add_differential)
 {
 	scrm_db *a = open_db("da.db"), *b = open_db("db.db");
@@ -2010,6 +2066,29 @@ START_TEST(test_events_add_differential)
 	size_t order[N];
 	for (int round = 0; round < 6; round++) {
 		bool by_ids = round == 5;
+		if (round == 3) {
+			/* From here a rule acts on orders: they are told to the rule
+			 * engine one by one, between the runs of the other events. */
+			static const char rule[] =
+				"{\"id\":\"big\",\"trigger\":{\"type\":\"event\",\"event\":\"order\"},"
+				"\"condition\":\"event.amount >= 250 && profile.figures.orders >= 2\","
+				"\"actions\":[{\"type\":\"tag.add\",\"tag\":\"big\"}]}";
+			for (int k = 0; k < 2; k++) {
+				scrm_db *d = k ? b : a;
+				tu_assert_ok(d, scrm_tags_define(d, "{\"name\":\"big\"}"));
+				tu_assert_ok(d, scrm_rules_load(d, rule, NULL));
+			}
+			/* The one row that differs: a random revision stamp. */
+			sqlite3_stmt *st = NULL;
+			ck_assert_int_eq(sqlite3_prepare_v2(scrm__sqlite(a), "SELECT value FROM scrm_meta "
+					 "WHERE key = 'rules.rev'", -1, &st, NULL), SQLITE_OK);
+			ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+			char sql[128];
+			snprintf(sql, sizeof sql, "UPDATE scrm_meta SET value = '%s' WHERE key = 'rules.rev'",
+				 (const char *)sqlite3_column_text(st, 0));
+			sqlite3_finalize(st);
+			ck_assert_int_eq(sqlite3_exec(scrm__sqlite(b), sql, NULL, NULL, NULL), SQLITE_OK);
+		}
 		for (int i = 0; i < N; i++) {
 			r ^= r << 13, r ^= r >> 7, r ^= r << 17;
 			int t = (int)(r % 10);
@@ -2071,11 +2150,20 @@ START_TEST(test_events_add_differential)
 		ck_assert_int_eq(refused, nref);
 		ck_assert_ptr_null(scrm_profile_events_refusal(a, N));
 		char *da = dump(a), *db = dump(b);
+		if (strcmp(da, db) != 0 && getenv("SCRM_TEST_DUMP")) {
+			FILE *f = fopen("/tmp/da.txt", "w");
+			fputs(da, f);
+			fclose(f);
+			f = fopen("/tmp/db.txt", "w");
+			fputs(db, f);
+			fclose(f);
+		}
 		ck_assert_msg(strcmp(da, db) == 0, "round %d: the databases differ", round);
 		free(da);
 		free(db);
 	}
 	ck_assert_int_gt(tu_sql_int(a, "SELECT count(*) FROM event WHERE type = 'refund'"), 10);
+	ck_assert_int_gt(tu_sql_int(a, "SELECT count(*) FROM customer_tag"), 0);
 	scrm_db_close(a);
 	scrm_db_close(b);
 }
@@ -2246,6 +2334,8 @@ static Suite *profile_suite(void)
 	tcase_add_test(tc, test_batch);
 	tcase_add_test(tc, test_events_add);
 	tcase_add_test(tc, test_events_add_errors);
+	tcase_add_test(tc, test_events_add_overflow);
+	tcase_add_test(tc, test_events_add_last_ids);
 	tcase_add_test(tc, test_events_add_differential);
 	tcase_add_test(tc, test_null_handle);
 	suite_add_tcase(s, tc);
