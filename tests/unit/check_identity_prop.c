@@ -445,7 +445,7 @@ static void run_seed(uint64_t seed, int npersons, int nobs)
 		const char *raws[4], *kn[4];
 		int n = 1 + rn(4);
 		for (int i = 0; i < n; i++) {
-			int k;
+			int k = 0;
 			const char *v = "";
 			for (int tries = 0; tries < 20 && !*v; tries++) {
 				k = rn(NKINDS);
