@@ -58,6 +58,11 @@ typedef struct batch {
 	int *results;
 	int64_t *customers, *event_ids;
 	size_t *refused;
+	pf_refusal_fn on_refusal;
+	void *ud;
+	/* Where the batch failed: the event, and the size of its run (0: the
+	 * event alone). */
+	size_t failed_at, failed_run;
 	/* The run of plain events waiting to be stored. */
 	size_t n;
 	size_t idx[CHUNK];   /* index in evs */
@@ -85,14 +90,17 @@ static int one(batch *b, size_t i)
 	if (r != SCRM_OK && r != SCRM_DUPLICATE) {
 		c = e = 0;
 		if (!pf__content_refusal(r) || scrm__tx_doomed(db)) {
-			char keep[256];
-			snprintf(keep, sizeof keep, "%s", scrm_errmsg(db));
-			return scrm__error(db, r, "batch failed at event %zu: %s", i, keep);
+			b->failed_at = i;
+			b->failed_run = 0;
+			return r;
 		}
 		++*b->refused;
-		int rc = pf__refusal_add(db, i, scrm_errmsg(db));
-		if (rc)
+		int rc = b->on_refusal ? b->on_refusal(b->ud, i, scrm_errmsg(db)) : SCRM_OK;
+		if (rc) {
+			b->failed_at = i;
+			b->failed_run = 0;
 			return rc;
+		}
 	}
 	put(b, i, r, c, e);
 	return SCRM_OK;
@@ -308,10 +316,9 @@ static int flush(batch *b)
 	}
 	b->n = 0;
 	if (rc) {
-		char keep[256];
-		snprintf(keep, sizeof keep, "%s", scrm_errmsg(db));
-		return scrm__error(db, rc, "batch failed at event %zu (one of %zu stored together): %s",
-				   b->idx[0], n, keep);
+		b->failed_at = b->idx[0];
+		b->failed_run = n;
+		return rc;
 	}
 	for (size_t j = 0; j < n; j++)
 		put(b, b->idx[j], b->res[j], b->cust[j], b->id[j]);
@@ -333,8 +340,10 @@ static int add_batch(batch *b, size_t n, unsigned flags)
 		sort = evs[i].version == SCRM_EVENT_VERSION && evs[i].n_ids == 0 && evs[i].customer > 0;
 	batch_ref *order = NULL;
 	if (sort) {
-		if (n > SIZE_MAX / sizeof *order || !(order = scrm__malloc(db, n * sizeof *order)))
+		if (n > SIZE_MAX / sizeof *order || !(order = scrm__malloc(db, n * sizeof *order))) {
+			b->failed_at = SIZE_MAX;
 			return scrm__error(db, SCRM_NOMEM, "out of memory ordering %zu events", n);
+		}
 		for (size_t i = 0; i < n; i++)
 			order[i] = (batch_ref){evs[i].customer, i};
 		qsort(order, n, sizeof *order, cmp_ref);
@@ -344,8 +353,11 @@ static int add_batch(batch *b, size_t n, unsigned flags)
 		size_t i = order ? order[k].i : k;
 		bool is;
 		int64_t root = 0;
-		if ((rc = plain(b, i, &is, &root)))
+		if ((rc = plain(b, i, &is, &root))) {
+			b->failed_at = i;
+			b->failed_run = 0;
 			break;
+		}
 		if (is) {
 			b->idx[b->n] = i;
 			b->root[b->n++] = root;
@@ -361,6 +373,38 @@ static int add_batch(batch *b, size_t n, unsigned flags)
 	if (!rc)
 		scrm__clear_error(db);
 	return rc;
+}
+
+int pf__events_batch(scrm_db *db, const scrm_event *evs, size_t n, unsigned flags, int *results,
+		     int64_t *customers, int64_t *event_ids, size_t *refused, pf_refusal_fn on_refusal,
+		     void *ud, size_t *failed_at, size_t *failed_run)
+{
+	*refused = 0;
+	batch *b = scrm__malloc(db, sizeof *b);
+	if (!b) {
+		*failed_at = SIZE_MAX;
+		*failed_run = 0;
+		return scrm__error(db, SCRM_NOMEM, "out of memory");
+	}
+	memset(b, 0, sizeof *b);
+	b->db = db;
+	b->evs = evs;
+	b->results = results;
+	b->customers = customers;
+	b->event_ids = event_ids;
+	b->refused = refused;
+	b->on_refusal = on_refusal;
+	b->ud = ud;
+	int rc = add_batch(b, n, flags);
+	*failed_at = b->failed_at;
+	*failed_run = b->failed_run;
+	scrm__free(b);
+	return rc;
+}
+
+static int keep_refusal(void *ud, size_t i, const char *msg)
+{
+	return pf__refusal_add(ud, i, msg);
 }
 
 SCRM_API int scrm_profile_events_add(scrm_db *db, const scrm_event *events, size_t n,
@@ -380,19 +424,17 @@ SCRM_API int scrm_profile_events_add(scrm_db *db, const scrm_event *events, size
 		rc = scrm__error(db, SCRM_MISUSE, "scrm_profile_events_add: unknown flags 0x%x",
 				 flags & ~SCRM_EVENTS_INPUT_ORDER);
 	} else if (!(rc = scrm__tx_begin(db))) {
-		batch *b = scrm__malloc(db, sizeof *b);
-		if (!b) {
-			rc = scrm__error(db, SCRM_NOMEM, "out of memory");
-		} else {
-			memset(b, 0, sizeof *b);
-			b->db = db;
-			b->evs = events;
-			b->results = results;
-			b->customers = customers;
-			b->event_ids = event_ids;
-			b->refused = &nref;
-			rc = add_batch(b, n, flags);
-			scrm__free(b);
+		size_t at = 0, run = 0;
+		rc = pf__events_batch(db, events, n, flags, results, customers, event_ids, &nref,
+				      keep_refusal, db, &at, &run);
+		if (rc && at != SIZE_MAX) {
+			char keep[256];
+			snprintf(keep, sizeof keep, "%s", scrm_errmsg(db));
+			if (run)
+				scrm__error(db, rc, "batch failed at event %zu (one of %zu stored together): %s",
+					    at, run, keep);
+			else
+				scrm__error(db, rc, "batch failed at event %zu: %s", at, keep);
 		}
 		rc = scrm__tx_end(db, rc);
 	}

@@ -433,11 +433,30 @@ static int json_member(scrm_db *db, const cJSON *root, const char *name, bool ar
 	return *out ? SCRM_OK : scrm__error(db, SCRM_NOMEM, "out of memory");
 }
 
-int pf__event_add_json(scrm_db *db, const char *json, int64_t *customer, int64_t *event_id)
+/* An event parsed from JSON: ev points into the rest. */
+typedef struct parsed_event {
+	cJSON *root;
+	scrm_event ev;
+	const char *kinds[PF_IDS_MAX], *values[PF_IDS_MAX];
+	char *items, *props;
+} parsed_event;
+
+static void parsed_free(parsed_event *p)
+{
+	scrm__free(p->items);
+	scrm__free(p->props);
+	cJSON_Delete(p->root);
+	memset(p, 0, sizeof *p);
+}
+
+/* Parse and check the JSON form; *p is cleared on failure. `p` must not
+ * move while the event is used (ev points into it). */
+static int parse_event(scrm_db *db, const char *json, parsed_event *p)
 {
 	static const char *const fields[] = {"key",      "type",     "channel", "at",    "customer",
 					     "ids",      "amount",   "currency", "items", "props",
 					     "refund_of", NULL};
+	memset(p, 0, sizeof *p);
 	if (!json)
 		return scrm__error(db, SCRM_MISUSE, "scrm_profile_event_add_json: json is NULL");
 	if (strnlen(json, PF_EVENT_MAX + 1) > PF_EVENT_MAX)
@@ -446,9 +465,9 @@ int pf__event_add_json(scrm_db *db, const char *json, int64_t *customer, int64_t
 	int rc = scrm__json_parse(db, json, "event", &root);
 	if (rc)
 		return rc;
+	p->root = root;
 	scrm_event ev = SCRM_EVENT_INIT;
-	const char *kinds[PF_IDS_MAX], *values[PF_IDS_MAX];
-	char *items = NULL, *props = NULL;
+	const char **kinds = p->kinds, **values = p->values;
 	if (!cJSON_IsObject(root)) {
 		rc = scrm__error(db, SCRM_INVALID, "event must be a JSON object");
 		goto out;
@@ -518,16 +537,28 @@ int pf__event_add_json(scrm_db *db, const char *json, int64_t *customer, int64_t
 		ev.id_kinds = kinds;
 		ev.id_values = values;
 	}
-	if ((rc = json_member(db, root, "items", true, &items)) ||
-	    (rc = json_member(db, root, "props", false, &props)))
+	if ((rc = json_member(db, root, "items", true, &p->items)) ||
+	    (rc = json_member(db, root, "props", false, &p->props)))
 		goto out;
-	ev.items_json = items;
-	ev.props_json = props;
-	rc = add_event(db, &ev, true, customer, event_id);
+	ev.items_json = p->items;
+	ev.props_json = p->props;
+	p->ev = ev;
 out:
-	scrm__free(items);
-	scrm__free(props);
-	cJSON_Delete(root);
+	if (rc)
+		parsed_free(p);
+	return rc;
+}
+
+int pf__event_add_json(scrm_db *db, const char *json, int64_t *customer, int64_t *event_id)
+{
+	parsed_event *p = scrm__malloc(db, sizeof *p);
+	if (!p)
+		return scrm__error(db, SCRM_NOMEM, "out of memory");
+	int rc = parse_event(db, json, p);
+	if (!rc)
+		rc = add_event(db, &p->ev, true, customer, event_id);
+	parsed_free(p);
+	scrm__free(p);
 	return rc;
 }
 
@@ -560,23 +591,138 @@ static bool blank(const char *s, size_t n)
 	return true;
 }
 
+/* Lines are parsed a chunk at a time and their events stored as one batch
+ * in input order (pf__events_batch): the outcome of every line is the one
+ * it would have alone, in line order. */
+#define IMPORT_CHUNK 256
+
+typedef struct import_line {
+	int64_t lineno;
+	int code;  /* the line's refusal, or SCRM_OK: it is event `ev` of the chunk */
+	size_t ev;
+	char *msg; /* the reason of a refusal */
+} import_line;
+
+typedef struct import_chunk {
+	scrm_db *db;
+	parsed_event *parsed; /* IMPORT_CHUNK */
+	scrm_event *evs;
+	int *res;
+	import_line *lines;
+	size_t *line_of; /* event -> its line in `lines` */
+	size_t nlines, nevs;
+} import_chunk;
+
+typedef struct import_sum {
+	int64_t lines, stored, dup, rejected;
+	scrm_buf errs;
+} import_sum;
+
+static int keep_reason(void *ud, size_t i, const char *msg)
+{
+	import_chunk *c = ud;
+	char **m = &c->lines[c->line_of[i]].msg;
+	scrm__free(*m);
+	*m = scrm__strdup(c->db, msg);
+	return *m ? SCRM_OK : scrm__error(c->db, SCRM_NOMEM, "out of memory");
+}
+
+static void chunk_clear(import_chunk *c)
+{
+	for (size_t i = 0; i < c->nevs; i++)
+		parsed_free(&c->parsed[i]);
+	for (size_t i = 0; i < c->nlines; i++)
+		scrm__free(c->lines[i].msg);
+	c->nlines = c->nevs = 0;
+}
+
+static void count_rejected(import_sum *s, int64_t lineno, int code, const char *msg)
+{
+	if (s->rejected++ < PF_IMPORT_ERRORS) {
+		scrm__buf_printf(&s->errs, "%s{\"line\":%lld,\"code\":\"%s\",\"message\":",
+				 s->rejected > 1 ? "," : "", (long long)lineno, pf__code_name(code));
+		scrm__buf_json_str(&s->errs, msg ? msg : "");
+		scrm__buf_puts(&s->errs, "}");
+	}
+}
+
+/* Store the chunk's events, then count its lines in order. */
+static int chunk_run(import_chunk *c, import_sum *s)
+{
+	scrm_db *db = c->db;
+	size_t refused = 0, at = 0, run = 0;
+	int rc = c->nevs ? pf__events_batch(db, c->evs, c->nevs, SCRM_EVENTS_INPUT_ORDER, c->res,
+					    NULL, NULL, &refused, keep_reason, c, &at, &run)
+			 : SCRM_OK;
+	if (rc) {
+		char keep[256];
+		snprintf(keep, sizeof keep, "%s", scrm_errmsg(db));
+		int64_t lineno = c->lines[at < c->nevs ? c->line_of[at] : 0].lineno;
+		return scrm__error(db, rc, "import failed at line %lld: %s", (long long)lineno, keep);
+	}
+	for (size_t i = 0; i < c->nlines; i++) {
+		const import_line *l = &c->lines[i];
+		int code = l->code ? l->code : c->res[l->ev];
+		if (code == SCRM_OK)
+			s->stored++;
+		else if (code == SCRM_DUPLICATE)
+			s->dup++;
+		else
+			count_rejected(s, l->lineno, code, l->msg);
+	}
+	chunk_clear(c);
+	return SCRM_OK;
+}
+
+/* Parse one line into the chunk, or note why it is refused. */
+static int chunk_add(import_chunk *c, int64_t lineno, const char *start, const char *line, size_t n)
+{
+	scrm_db *db = c->db;
+	import_line *l = &c->lines[c->nlines];
+	*l = (import_line){lineno, SCRM_OK, c->nevs, NULL};
+	/* A NUL inside the line would hide the rest of it. */
+	int r = memchr(start, '\0', n) ? scrm__error(db, SCRM_INVALID, "event: line contains a NUL byte")
+				      : parse_event(db, line, &c->parsed[c->nevs]);
+	if (r == SCRM_OK) {
+		c->evs[c->nevs] = c->parsed[c->nevs].ev;
+		c->line_of[c->nevs++] = c->nlines++;
+		return SCRM_OK;
+	}
+	if (!pf__content_refusal(r)) {
+		char keep[256];
+		snprintf(keep, sizeof keep, "%s", scrm_errmsg(db));
+		return scrm__error(db, r, "import failed at line %lld: %s", (long long)lineno, keep);
+	}
+	l->code = r;
+	if (!(l->msg = scrm__strdup(db, scrm_errmsg(db))))
+		return scrm__error(db, SCRM_NOMEM, "out of memory reading line %lld", (long long)lineno);
+	c->nlines++;
+	return SCRM_OK;
+}
+
 static int import(scrm_db *db, const char *text, size_t len, scrm_buf *sum)
 {
-	int64_t lines = 0, stored = 0, dup = 0, rejected = 0;
+	import_sum s = {0, 0, 0, 0, {0}};
+	scrm__buf_init(&s.errs, db);
+	import_chunk c = {db, scrm__calloc(db, IMPORT_CHUNK, sizeof *c.parsed),
+			  scrm__calloc(db, IMPORT_CHUNK, sizeof *c.evs),
+			  scrm__calloc(db, IMPORT_CHUNK, sizeof *c.res),
+			  scrm__calloc(db, IMPORT_CHUNK, sizeof *c.lines),
+			  scrm__calloc(db, IMPORT_CHUNK, sizeof *c.line_of), 0, 0};
 	char *line = NULL;
 	size_t cap = 0;
 	int rc = SCRM_OK;
-	scrm_buf errs;
-	scrm__buf_init(&errs, db);
+	if (!c.parsed || !c.evs || !c.res || !c.lines || !c.line_of)
+		rc = scrm__error(db, SCRM_NOMEM, "out of memory");
 	size_t pos = 0;
-	for (int64_t lineno = 1; pos < len; lineno++) {
+	for (int64_t lineno = 1; pos < len && !rc; lineno++) {
 		const char *start = text + pos;
 		const char *nl = memchr(start, '\n', len - pos);
 		size_t n = nl ? (size_t)(nl - start) : len - pos;
 		pos += n + (nl ? 1 : 0);
 		if (blank(start, n))
 			continue;
-		lines++;
+		s.lines++;
 		if (n && start[n - 1] == '\r')
 			n--;
 		if (n + 1 > cap) {
@@ -591,45 +737,37 @@ static int import(scrm_db *db, const char *text, size_t len, scrm_buf *sum)
 		}
 		memcpy(line, start, n);
 		line[n] = '\0';
-		/* A NUL inside the line would hide the rest of it. */
-		int r = memchr(start, '\0', n)
-				? scrm__error(db, SCRM_INVALID, "event: line contains a NUL byte")
-				: pf__event_add_json(db, line, NULL, NULL);
-		if (r == SCRM_OK) {
-			stored++;
-		} else if (r == SCRM_DUPLICATE) {
-			dup++;
-		} else if (pf__content_refusal(r) && !scrm__tx_doomed(db)) {
-			if (rejected++ < PF_IMPORT_ERRORS) {
-				scrm__buf_printf(&errs, "%s{\"line\":%lld,\"code\":\"%s\",\"message\":",
-						 rejected > 1 ? "," : "", (long long)lineno,
-						 pf__code_name(r));
-				scrm__buf_json_str(&errs, scrm_errmsg(db));
-				scrm__buf_puts(&errs, "}");
-			}
-		} else {
-			char keep[256];
-			snprintf(keep, sizeof keep, "%s", scrm_errmsg(db));
-			rc = scrm__error(db, r, "import failed at line %lld: %s", (long long)lineno, keep);
-			break;
-		}
+		rc = chunk_add(&c, lineno, start, line, n);
+		if (!rc && c.nlines == IMPORT_CHUNK)
+			rc = chunk_run(&c, &s);
 	}
+	if (!rc)
+		rc = chunk_run(&c, &s);
+	if (c.lines)
+		chunk_clear(&c);
+	scrm__free(c.parsed);
+	scrm__free(c.evs);
+	scrm__free(c.res);
+	scrm__free(c.lines);
+	scrm__free(c.line_of);
 	scrm__free(line);
-	scrm__clear_error(db);
+	if (!rc)
+		scrm__clear_error(db);
 	if (!rc && sum) {
 		scrm__buf_printf(sum,
 				 "{\"lines\":%lld,\"stored\":%lld,\"duplicate\":%lld,\"rejected\":%lld,"
 				 "\"errors\":[",
-				 (long long)lines, (long long)stored, (long long)dup, (long long)rejected);
-		if (errs.len)
-			scrm__buf_append(sum, errs.data, errs.len);
-		if (errs.oom)
+				 (long long)s.lines, (long long)s.stored, (long long)s.dup,
+				 (long long)s.rejected);
+		if (s.errs.len)
+			scrm__buf_append(sum, s.errs.data, s.errs.len);
+		if (s.errs.oom)
 			sum->oom = true;
 		scrm__buf_puts(sum, "]}");
 		if (sum->oom)
 			rc = scrm__error(db, SCRM_NOMEM, "out of memory building the import summary");
 	}
-	scrm__buf_reset(&errs);
+	scrm__buf_reset(&s.errs);
 	return rc;
 }
 

@@ -143,6 +143,18 @@ int pf__event_find_duplicate(scrm_db *db, const struct scrm_event *ev, int64_t *
  * batch); anything else fails the whole import or batch. */
 bool pf__content_refusal(int rc);
 
+/* The work of scrm_profile_events_add() inside the caller's transaction:
+ * no entry checks, no savepoint. on_refusal (may be NULL) is given each
+ * refused event's index and reason, in the order they are applied; its
+ * failure fails the batch. On failure, the error message is the failing
+ * event's own, *failed_at its index (SIZE_MAX: no event's, such as
+ * memory for the batch itself) and *failed_run the number of events
+ * stored together with it (0: it went alone). */
+typedef int (*pf_refusal_fn)(void *ud, size_t i, const char *msg);
+int pf__events_batch(scrm_db *db, const struct scrm_event *evs, size_t n, unsigned flags,
+		     int *results, int64_t *customers, int64_t *event_ids, size_t *refused,
+		     pf_refusal_fn on_refusal, void *ud, size_t *failed_at, size_t *failed_run);
+
 /* Record one event given as JSON (no entry check, inside the caller's
  * transaction handling). */
 int pf__event_add_json(scrm_db *db, const char *json, int64_t *customer, int64_t *event_id);
