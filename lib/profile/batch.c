@@ -60,6 +60,7 @@ typedef struct batch {
 	size_t *refused;
 	pf_refusal_fn on_refusal;
 	void *ud;
+	bool json_checked; /* PF_BATCH_JSON_CHECKED */
 	/* Where the batch failed: the event, and the size of its run (0: the
 	 * event alone). */
 	size_t failed_at, failed_run;
@@ -86,7 +87,7 @@ static int one(batch *b, size_t i)
 {
 	scrm_db *db = b->db;
 	int64_t c = 0, e = 0;
-	int r = pf__event_add(db, &b->evs[i], &c, &e);
+	int r = pf__event_add(db, &b->evs[i], b->json_checked, &c, &e);
 	if (r != SCRM_OK && r != SCRM_DUPLICATE) {
 		c = e = 0;
 		if (!pf__content_refusal(r) || scrm__tx_doomed(db)) {
@@ -121,7 +122,8 @@ static int plain(batch *b, size_t i, bool *is, int64_t *root)
 	int rc = pf__erased_keys(db, &hashed);
 	if (rc || hashed || (rc = scrm__notify_wanted(db, &probe, &wanted)) || wanted)
 		return rc;
-	if ((rc = pf__event_validate(db, ev)) || (rc = pf__live_customer(db, ev->customer, root)))
+	if ((rc = pf__event_validate(db, ev, b->json_checked)) ||
+	    (rc = pf__live_customer(db, ev->customer, root)))
 		return pf__content_refusal(rc) ? SCRM_OK : rc;
 	*is = true;
 	return SCRM_OK;
@@ -395,7 +397,8 @@ int pf__events_batch(scrm_db *db, const scrm_event *evs, size_t n, unsigned flag
 	b->refused = refused;
 	b->on_refusal = on_refusal;
 	b->ud = ud;
-	int rc = add_batch(b, n, flags);
+	b->json_checked = (flags & PF_BATCH_JSON_CHECKED) != 0;
+	int rc = add_batch(b, n, flags & ~PF_BATCH_JSON_CHECKED);
 	*failed_at = b->failed_at;
 	*failed_run = b->failed_run;
 	scrm__free(b);

@@ -363,14 +363,15 @@ static int add_event(scrm_db *db, const scrm_event *ev, bool json_checked, int64
 	return rc;
 }
 
-int pf__event_validate(scrm_db *db, const scrm_event *ev)
+int pf__event_validate(scrm_db *db, const scrm_event *ev, bool json_checked)
 {
-	return validate(db, ev, false);
+	return validate(db, ev, json_checked);
 }
 
-int pf__event_add(scrm_db *db, const scrm_event *ev, int64_t *customer, int64_t *event_id)
+int pf__event_add(scrm_db *db, const scrm_event *ev, bool json_checked, int64_t *customer,
+		  int64_t *event_id)
 {
-	return add_event(db, ev, false, customer, event_id);
+	return add_event(db, ev, json_checked, customer, event_id);
 }
 
 int pf__event_find_duplicate(scrm_db *db, const scrm_event *ev, int64_t *customer,
@@ -651,7 +652,9 @@ static int chunk_run(import_chunk *c, import_sum *s)
 {
 	scrm_db *db = c->db;
 	size_t refused = 0, at = 0, run = 0;
-	int rc = c->nevs ? pf__events_batch(db, c->evs, c->nevs, SCRM_EVENTS_INPUT_ORDER, c->res,
+	/* Their items and props were printed from parsed JSON: checked. */
+	int rc = c->nevs ? pf__events_batch(db, c->evs, c->nevs,
+					    SCRM_EVENTS_INPUT_ORDER | PF_BATCH_JSON_CHECKED, c->res,
 					    NULL, NULL, &refused, keep_reason, c, &at, &run)
 			 : SCRM_OK;
 	if (rc) {

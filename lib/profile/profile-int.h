@@ -126,12 +126,13 @@ int pf__refusal_add(scrm_db *db, size_t i, const char *msg);
 
 /* ------------------------------------------------------------ events */
 
-/* Check an event's content (nothing is read from the database). */
-int pf__event_validate(scrm_db *db, const struct scrm_event *ev);
+/* Check an event's content (nothing is read from the database);
+ * json_checked: items and props come printed from parsed JSON. */
+int pf__event_validate(scrm_db *db, const struct scrm_event *ev, bool json_checked);
 
 /* Record one event as scrm_profile_event_add() does, in the caller's
  * transaction. */
-int pf__event_add(scrm_db *db, const struct scrm_event *ev, int64_t *customer,
+int pf__event_add(scrm_db *db, const struct scrm_event *ev, bool json_checked, int64_t *customer,
 		  int64_t *event_id);
 
 /* SCRM_DUPLICATE with the stored event's id and customer when (channel,
@@ -151,6 +152,10 @@ bool pf__content_refusal(int rc);
  * memory for the batch itself) and *failed_run the number of events
  * stored together with it (0: it went alone). */
 typedef int (*pf_refusal_fn)(void *ud, size_t i, const char *msg);
+/* A flag of pf__events_batch() beside SCRM_EVENTS_INPUT_ORDER: the events'
+ * items and props were printed from parsed JSON (no need to parse them
+ * again). */
+#define PF_BATCH_JSON_CHECKED 0x100u
 int pf__events_batch(scrm_db *db, const struct scrm_event *evs, size_t n, unsigned flags,
 		     int *results, int64_t *customers, int64_t *event_ids, size_t *refused,
 		     pf_refusal_fn on_refusal, void *ud, size_t *failed_at, size_t *failed_run);
