@@ -1801,6 +1801,8 @@ static int af_import(scrm_db *db, void *arg)
 		scrm_free(sum);
 	} else {
 		ck_assert_ptr_null(sum);
+		/* The failure keeps its reason. */
+		tu_assert_contains(scrm_errmsg(db), "memory");
 	}
 	return rc;
 }
