@@ -260,7 +260,7 @@ static void sums(const batch *b, pf_figrow *fig, size_t *nfig, pf_moneyrow *mone
 		while (f > 0 && fig[f - 1].customer != c)
 			f--;
 		if (f == 0) {
-			fig[nf] = (pf_figrow){c, 0, at, at, 0, at, at};
+			fig[nf] = (pf_figrow){.customer = c, .first_seen = at, .last_seen = at};
 			f = ++nf;
 		}
 		pf_figrow *r = &fig[f - 1];
@@ -276,7 +276,7 @@ static void sums(const batch *b, pf_figrow *fig, size_t *nfig, pf_moneyrow *mone
 		while (m > 0 && (money[m - 1].customer != c || strcmp(money[m - 1].currency, ev->currency)))
 			m--;
 		if (m == 0) {
-			money[nm] = (pf_moneyrow){c, ev->currency, 0, 0};
+			money[nm] = (pf_moneyrow){.customer = c, .currency = ev->currency};
 			m = ++nm;
 		}
 		money[m - 1].orders++;

@@ -48,38 +48,6 @@ static int step_money(scrm_db *db, sqlite3_stmt *st, int64_t customer, const cha
 #define FIGURES_UPSERT " ON CONFLICT(customer) DO UPDATE SET " FIGURES_SET
 #define MONEY_UPSERT " ON CONFLICT(customer, currency) DO UPDATE SET " MONEY_SET
 
-int pf__figures_add(scrm_db *db, int64_t customer, const char *type, int64_t at,
-		    bool has_amount, int64_t amount, const char *currency)
-{
-	bool order = strcmp(type, "order") == 0, refund = !order && strcmp(type, "refund") == 0;
-	sqlite3_stmt *st = scrm__stmt(
-		db, "INSERT INTO profile_figures(customer, events, first_seen, last_seen, orders, "
-		    "refunds, first_order, last_order) VALUES(?1, 1, ?2, ?2, ?3, ?4, ?5, ?5)" FIGURES_UPSERT);
-	if (!st)
-		return scrm_errcode(db);
-	sqlite3_bind_int64(st, 1, customer);
-	sqlite3_bind_int64(st, 2, at);
-	sqlite3_bind_int(st, 3, order);
-	sqlite3_bind_int(st, 4, refund);
-	if (order)
-		sqlite3_bind_int64(st, 5, at);
-	int rc = scrm__step_done(db, st, "updating figures");
-	if (rc)
-		return rc;
-	if (!(order || refund) || !has_amount)
-		return SCRM_OK;
-	st = scrm__stmt(db, "INSERT INTO profile_money(customer, currency, orders, spend, refunded) "
-			    "VALUES(?1, ?2, ?3, ?4, ?5)" MONEY_UPSERT);
-	if (!st)
-		return scrm_errcode(db);
-	sqlite3_bind_int64(st, 1, customer);
-	sqlite3_bind_text(st, 2, currency, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, order);
-	sqlite3_bind_int64(st, 4, order ? amount : 0);
-	sqlite3_bind_int64(st, 5, refund ? amount : 0);
-	return step_money(db, st, customer, "updating money figures");
-}
-
 /* One upsert per row: a statement of several rows would be cheaper to run,
  * but an upsert of several rows may abort part way, and SQLite then
  * journals every page it changes, once per statement, for as long as the
@@ -91,7 +59,7 @@ int pf__figures_add_rows(scrm_db *db, const pf_figrow *rows, size_t n)
 		const pf_figrow *r = &rows[j];
 		sqlite3_stmt *st = scrm__stmt(
 			db, "INSERT INTO profile_figures(customer, events, first_seen, last_seen, orders, "
-			    "refunds, first_order, last_order) VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)"
+			    "refunds, first_order, last_order) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 			    FIGURES_UPSERT);
 		if (!st)
 			return scrm_errcode(db);
@@ -100,9 +68,10 @@ int pf__figures_add_rows(scrm_db *db, const pf_figrow *rows, size_t n)
 		sqlite3_bind_int64(st, 3, r->first_seen);
 		sqlite3_bind_int64(st, 4, r->last_seen);
 		sqlite3_bind_int64(st, 5, r->orders);
+		sqlite3_bind_int64(st, 6, r->refunds);
 		if (r->orders) {
-			sqlite3_bind_int64(st, 6, r->first_order);
-			sqlite3_bind_int64(st, 7, r->last_order);
+			sqlite3_bind_int64(st, 7, r->first_order);
+			sqlite3_bind_int64(st, 8, r->last_order);
 		}
 		int rc = scrm__step_done(db, st, "updating figures");
 		if (rc)
@@ -117,18 +86,33 @@ int pf__money_add_rows(scrm_db *db, const pf_moneyrow *rows, size_t n)
 		const pf_moneyrow *r = &rows[j];
 		sqlite3_stmt *st = scrm__stmt(
 			db, "INSERT INTO profile_money(customer, currency, orders, spend, refunded) "
-			    "VALUES(?1, ?2, ?3, ?4, 0)" MONEY_UPSERT);
+			    "VALUES(?1, ?2, ?3, ?4, ?5)" MONEY_UPSERT);
 		if (!st)
 			return scrm_errcode(db);
 		sqlite3_bind_int64(st, 1, r->customer);
 		sqlite3_bind_text(st, 2, r->currency, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, r->orders);
 		sqlite3_bind_int64(st, 4, r->spend);
+		sqlite3_bind_int64(st, 5, r->refunded);
 		int rc = step_money(db, st, r->customer, "updating money figures");
 		if (rc)
 			return rc;
 	}
 	return SCRM_OK;
+}
+
+int pf__figures_add(scrm_db *db, int64_t customer, const char *type, int64_t at,
+		    bool has_amount, int64_t amount, const char *currency)
+{
+	bool order = strcmp(type, "order") == 0, refund = !order && strcmp(type, "refund") == 0;
+	const pf_figrow f = {.customer = customer, .events = 1, .first_seen = at, .last_seen = at,
+			     .orders = order, .refunds = refund, .first_order = at, .last_order = at};
+	int rc = pf__figures_add_rows(db, &f, 1);
+	if (rc || !(order || refund) || !has_amount)
+		return rc;
+	const pf_moneyrow m = {.customer = customer, .currency = currency, .orders = order,
+			       .spend = order ? amount : 0, .refunded = refund ? amount : 0};
+	return pf__money_add_rows(db, &m, 1);
 }
 
 static int exec1(scrm_db *db, const char *sql, int64_t a, const char *what)

@@ -64,17 +64,17 @@ int pf__live_customer(scrm_db *db, int64_t id, int64_t *root);
 int pf__figures_add(scrm_db *db, int64_t customer, const char *type, int64_t at,
 		    bool has_amount, int64_t amount, const char *currency);
 
-/* The sums of some new events of one customer, none of them a refund
- * (first_order, last_order: meaningful when orders > 0). */
+/* The sums of some new events of one customer (first_order, last_order:
+ * meaningful when orders > 0). */
 typedef struct pf_figrow {
-	int64_t customer, events, first_seen, last_seen, orders, first_order, last_order;
+	int64_t customer, events, first_seen, last_seen, orders, refunds, first_order, last_order;
 } pf_figrow;
 
-/* The sums of some new orders of one customer in one currency. */
+/* The sums of some new orders and refunds of one customer in one currency. */
 typedef struct pf_moneyrow {
 	int64_t customer;
 	const char *currency;
-	int64_t orders, spend;
+	int64_t orders, spend, refunded;
 } pf_moneyrow;
 
 /* Add such sums to the figures, as many one-event updates would (one

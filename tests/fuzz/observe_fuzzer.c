@@ -39,6 +39,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "fuzz_tables.h"
 #include "scrm/identity.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -137,15 +138,7 @@ static void check_error(int rc)
 
 static cJSON *tables(void)
 {
-	char *info = NULL;
-	CHECK(scrm_db_info_json(db, &info) == SCRM_OK);
-	cJSON *j = cJSON_Parse(info);
-	CHECK(j != NULL);
-	scrm_free(info);
-	cJSON *t = cJSON_DetachItemFromObjectCaseSensitive(j, "tables");
-	CHECK(cJSON_IsObject(t));
-	cJSON_Delete(j);
-	return t;
+	return fuzz_tables(db);
 }
 
 static long long rows(const cJSON *t, const char *table)
