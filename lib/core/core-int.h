@@ -138,6 +138,12 @@ uint64_t scrm__tx_serial(const scrm_db *db);
  * keep a lookup for the rest of a transaction. */
 uint64_t scrm__identity_gen(const scrm_db *db);
 void scrm__identity_changed(scrm_db *db);
+/* The same for an engine's stored settings (the profile configuration):
+ * the engine that writes them calls scrm__config_changed(), and every
+ * rollback counts. A value read from the settings may be kept while
+ * scrm__tx_in_write() holds and scrm__tx_serial() and this stay the same. */
+uint64_t scrm__config_gen(const scrm_db *db);
+void scrm__config_changed(scrm_db *db);
 bool scrm__tx_in_write(const scrm_db *db);
 
 /* Entry check for every public function taking a handle: non-NULL and

@@ -34,6 +34,7 @@ struct scrm_db {
 	int tx_depth;          /* internal + batch nesting, for savepoint names */
 	uint64_t tx_serial;    /* counts outermost transactions */
 	uint64_t identity_gen; /* see scrm__identity_gen() */
+	uint64_t config_gen;   /* see scrm__config_gen() */
 	bool tx_write;         /* the outermost transaction holds the write lock */
 	/* Unguarded levels (scrm__tx_begin_unguarded) open no savepoint; they
 	 * remember the change count at entry to know whether a failure left

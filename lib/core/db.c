@@ -349,8 +349,10 @@ static int tx_close(scrm_db *db, bool commit)
 {
 	int d = --db->tx_depth;
 	int rc;
-	if (!commit || db->doomed)
+	if (!commit || db->doomed) {
 		db->identity_gen++; /* whatever was undone may have been a merge */
+		db->config_gen++;   /* or a change of settings */
+	}
 	if (db->doomed) {
 		/* Everything was rolled back already; unwind without SQL. */
 		if (d == 0) {
@@ -410,6 +412,16 @@ uint64_t scrm__identity_gen(const scrm_db *db)
 void scrm__identity_changed(scrm_db *db)
 {
 	db->identity_gen++;
+}
+
+uint64_t scrm__config_gen(const scrm_db *db)
+{
+	return db->config_gen;
+}
+
+void scrm__config_changed(scrm_db *db)
+{
+	db->config_gen++;
 }
 
 uint64_t scrm__tx_serial(const scrm_db *db)

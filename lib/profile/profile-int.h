@@ -94,7 +94,14 @@ typedef struct pf_config {
 	int64_t new_days, active_days, at_risk_days, dormant_days;
 } pf_config;
 
+/* The stored configuration over the defaults. Within a write transaction
+ * the answer is kept (pf_state) until the transaction ends or the
+ * configuration changes on this handle (scrm__config_gen): an event with
+ * rule tags asks for the lifecycle thresholds every time. */
 int pf__config_get(scrm_db *db, pf_config *cfg);
+/* The kept answer: true and *cfg filled when it is still valid. */
+bool pf__config_cached(scrm_db *db, pf_config *cfg);
+void pf__config_keep(scrm_db *db, const pf_config *cfg);
 
 /* Lifecycle stage as of `now` (see include/scrm/profile.h for the rule).
  * first_order/last_order 0-valued when has_order is false; `seen` is the

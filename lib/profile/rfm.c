@@ -35,6 +35,8 @@ static int64_t *field(pf_config *c, size_t i)
 
 int pf__config_get(scrm_db *db, pf_config *cfg)
 {
+	if (pf__config_cached(db, cfg))
+		return SCRM_OK;
 	*cfg = defaults;
 	sqlite3_stmt *st = scrm__stmt(db, "SELECT key, value FROM scrm_meta "
 					  "WHERE key >= 'profile.' AND key < 'profile/'");
@@ -54,7 +56,10 @@ int pf__config_get(scrm_db *db, pf_config *cfg)
 				*field(cfg, i) = sqlite3_column_int64(st, 1);
 	}
 	sqlite3_reset(st);
-	return s == SQLITE_DONE ? SCRM_OK : scrm__sqlerr(db, s, "reading the profile configuration");
+	if (s != SQLITE_DONE)
+		return scrm__sqlerr(db, s, "reading the profile configuration");
+	pf__config_keep(db, cfg);
+	return SCRM_OK;
 }
 
 const char *pf__lifecycle(const pf_config *c, int64_t now, bool has_order, int64_t first_order,
@@ -142,12 +147,17 @@ static int config_set(scrm_db *db, const cJSON *root)
 {
 	pf_config c;
 	int rc = pf__config_get(db, &c);
-	if (rc || (rc = parse_config(db, root, &c)) ||
-	    (rc = meta_put(db, "profile.currency", c.currency, 0)))
+	if (rc || (rc = parse_config(db, root, &c)))
+		return rc;
+	/* Whatever is kept from the old settings (here or in another engine)
+	 * goes, written or not: a failure rolls back, which counts too. */
+	scrm__config_changed(db);
+	if ((rc = meta_put(db, "profile.currency", c.currency, 0)))
 		return rc;
 	for (size_t i = 0; i < SCRM_ARRAY_LEN(int_keys); i++)
 		if ((rc = meta_put(db, int_keys[i].key, NULL, *field(&c, i))))
 			return rc;
+	scrm__config_changed(db);
 	return SCRM_OK;
 }
 

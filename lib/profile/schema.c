@@ -161,6 +161,10 @@ typedef struct pf_state {
 	pf_refusal *refusals;
 	size_t nrefusals, caprefusals;
 	bool refusals_sorted;
+	/* pf__config_get()'s last answer: valid in write transaction cfg_tx
+	 * while the settings generation is cfg_gen */
+	pf_config cfg;
+	uint64_t cfg_tx, cfg_gen;
 } pf_state;
 
 static void refusals_clear(pf_state *s)
@@ -379,6 +383,28 @@ static int canonical_read(scrm_db *db, int64_t id, int64_t *root, int64_t *erase
 	if (rc == SCRM_OK && *root != id)
 		return pf__canonical(db, id, root, erased_at);
 	return rc;
+}
+
+bool pf__config_cached(scrm_db *db, pf_config *cfg)
+{
+	pf_state *s = scrm__engine_get(db, SCRM_ENGINE_PROFILE);
+	uint64_t serial = scrm__tx_serial(db);
+	if (!s || !serial || !scrm__tx_in_write(db) || s->cfg_tx != serial ||
+	    s->cfg_gen != scrm__config_gen(db))
+		return false;
+	*cfg = s->cfg;
+	return true;
+}
+
+void pf__config_keep(scrm_db *db, const pf_config *cfg)
+{
+	pf_state *s = NULL;
+	uint64_t serial = scrm__tx_serial(db);
+	if (!serial || !scrm__tx_in_write(db) || get_state(db, &s))
+		return; /* not kept: read again next time */
+	s->cfg = *cfg;
+	s->cfg_tx = serial;
+	s->cfg_gen = scrm__config_gen(db);
 }
 
 int pf__live_customer(scrm_db *db, int64_t id, int64_t *root)

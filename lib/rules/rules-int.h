@@ -186,6 +186,10 @@ typedef struct ru_state {
 	bool rtags_loaded;
 	bool rtags_module; /* scrm_tagdiff registered on the connection */
 	uint64_t tag_changes; /* counts tags given or taken (ru__tag_change) */
+	/* The profile's lifecycle thresholds in ms, as read in write
+	 * transaction thr_tx at settings generation thr_gen (segment.c) */
+	int64_t thr_ms[4];
+	uint64_t thr_tx, thr_gen;
 	/* outbox delivery callback (scrm_outbox_set_handler) */
 	ru_deliver_fn deliver;
 	void *deliver_ud;

@@ -138,9 +138,19 @@ static int prepare(scrm_db *db, ru_seg *g, int which, sqlite3_stmt **st)
 	return rc;
 }
 
-/* Lifecycle thresholds in ms, from the profile configuration. */
+/* Lifecycle thresholds in ms, from the profile configuration. Kept for
+ * the rest of a write transaction unless the settings change: a rule tag
+ * over the figures asks on every event, and reading the configuration as
+ * JSON cost more than the tag's own query. */
 static int thresholds(scrm_db *db, int64_t ms[4])
 {
+	ru_state *s = scrm__engine_get(db, SCRM_ENGINE_RULES); /* no state: nothing kept */
+	uint64_t serial = scrm__tx_serial(db);
+	bool keep = s && serial && scrm__tx_in_write(db);
+	if (keep && s->thr_tx == serial && s->thr_gen == scrm__config_gen(db)) {
+		memcpy(ms, s->thr_ms, sizeof s->thr_ms);
+		return SCRM_OK;
+	}
 	char *json = NULL;
 	int rc = scrm_profile_config_json(db, &json);
 	if (rc)
@@ -158,6 +168,11 @@ static int thresholds(scrm_db *db, int64_t ms[4])
 		ms[i] = (int64_t)v->valuedouble * RU_DAY_MS;
 	}
 	cJSON_Delete(j);
+	if (keep) {
+		memcpy(s->thr_ms, ms, sizeof s->thr_ms);
+		s->thr_tx = serial;
+		s->thr_gen = scrm__config_gen(db);
+	}
 	return SCRM_OK;
 }
 

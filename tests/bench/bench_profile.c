@@ -16,7 +16,11 @@
  * profile_event_rate. Then EVENTS/10
  * events named by a member card (observed on the way in) —
  * profile_event_ids_rate. Then one RFM + lifecycle refresh of the whole
- * population and scrm_profile_json() of 20k random customers. Last,
+ * population and scrm_profile_json() of 20k random customers. Then 3 rule
+ * tags are defined (orders >= 1, orders >= 2, lifecycle at_risk) and
+ * EVENTS/10 more events go in as the first ones did, a day later —
+ * profile_event_ruletags_rate: each is stored alone and re-evaluates the
+ * tags of its customer. Last,
  * ref_sqlite_insert_ns: the machine's speed at SQLite work, for comparing
  * runs of different days (bench_ref.h).
  */
@@ -87,6 +91,49 @@ static void commit(scrm_db *db)
 		die(db, rc, "commit");
 }
 
+/* n events named by customer id, `batch` per scrm_profile_events_add()
+ * call and transaction, at times spread over [from, from + span) in input
+ * order (give or take an hour); keys PREFIX0, PREFIX1, ... The seconds
+ * spent in the calls and their commits. */
+static double ingest_batches(scrm_db *db, scrm_event *evs, char (*keys)[24], int *results,
+			     long customers, long total, long batch, unsigned flags,
+			     const char *prefix, int64_t from, int64_t span)
+{
+	double spent = 0;
+	for (long i0 = 0; i0 < total; i0 += batch) {
+		long n = total - i0 < batch ? total - i0 : batch;
+		for (long k = 0; k < n; k++) {
+			long i = i0 + k;
+			scrm_event *e = &evs[k];
+			*e = (scrm_event)SCRM_EVENT_INIT;
+			snprintf(keys[k], sizeof keys[k], "%s%ld", prefix, i);
+			e->key = keys[k];
+			e->channel = channels[rnd() % 5];
+			e->customer = (int64_t)(rnd() % (uint64_t)customers) + 1;
+			e->at_ms = from + i * (span / total) + (int64_t)(rnd() % (2 * 3600000));
+			if (rnd() % 10 < 3) {
+				e->type = "order";
+				e->has_amount = 1;
+				e->amount = 100 + (int64_t)(rnd() % 99901);
+				e->currency = "CNY";
+			} else {
+				e->type = "view";
+			}
+		}
+		double t = now_s();
+		begin(db);
+		size_t refused;
+		int rc = scrm_profile_events_add(db, evs, (size_t)n, flags, results, NULL, NULL, &refused);
+		if (rc)
+			die(db, rc, "events");
+		if (refused)
+			die(db, results[0], "refused events");
+		commit(db);
+		spent += now_s() - t;
+	}
+	return spent;
+}
+
 int main(int argc, char **argv)
 {
 	long customers = argc > 1 ? atol(argv[1]) : 1000000;
@@ -148,37 +195,8 @@ int main(int argc, char **argv)
 	if (flags)
 		printf("profile_variant input_order\n");
 	commit_s = 0;
-	double ingest = 0;
-	for (long i0 = 0; i0 < total; i0 += batch) {
-		long n = total - i0 < batch ? total - i0 : batch;
-		for (long k = 0; k < n; k++) {
-			long i = i0 + k;
-			scrm_event *e = &evs[k];
-			*e = (scrm_event)SCRM_EVENT_INIT;
-			snprintf(keys[k], sizeof keys[k], "E%ld", i);
-			e->key = keys[k];
-			e->channel = channels[rnd() % 5];
-			e->customer = (int64_t)(rnd() % (uint64_t)customers) + 1;
-			e->at_ms = T0 + i * (365 * DAY / total) + (int64_t)(rnd() % (2 * 3600000));
-			if (rnd() % 10 < 3) {
-				e->type = "order";
-				e->has_amount = 1;
-				e->amount = 100 + (int64_t)(rnd() % 99901);
-				e->currency = "CNY";
-			} else {
-				e->type = "view";
-			}
-		}
-		t = now_s();
-		begin(db);
-		size_t refused;
-		if ((rc = scrm_profile_events_add(db, evs, (size_t)n, flags, results, NULL, NULL, &refused)))
-			die(db, rc, "events");
-		if (refused)
-			die(db, results[0], "refused events");
-		commit(db);
-		ingest += now_s() - t;
-	}
+	double ingest = ingest_batches(db, evs, keys, results, customers, total, batch, flags, "E",
+				       T0, 365 * DAY);
 	double ingest_commit = commit_s;
 
 	/* Events named by identifiers. */
@@ -224,18 +242,33 @@ int main(int argc, char **argv)
 	}
 	qsort(lat, SAMPLES, sizeof lat[0], cmp_double);
 
+	/* The same ingest with rule tags defined: every event re-evaluates
+	 * them for its customer, so it is stored alone (not in a run). */
+	static const char *const rtags[] = {
+		"{\"name\":\"buyer\",\"expr\":\"profile.figures.orders >= 1\"}",
+		"{\"name\":\"repeat\",\"expr\":\"profile.figures.orders >= 2\"}",
+		"{\"name\":\"at_risk\",\"expr\":\"profile.lifecycle == 'at_risk'\"}",
+	};
+	for (size_t i = 0; i < sizeof rtags / sizeof rtags[0]; i++)
+		if ((rc = scrm_tags_define(db, rtags[i])))
+			die(db, rc, "rule tag");
+	long total_tags = total / 10;
+	double ingest_tags = ingest_batches(db, evs, keys, results, customers, total_tags, batch,
+					    flags, "R", T0 + 366 * DAY, DAY);
+
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	printf("profile_event_rate %.0f events/s\n", (double)total / ingest);
 	printf("profile_event_commit_share %.2f ratio\n", ingest_commit / ingest);
 	printf("profile_event_ids_rate %.0f events/s\n", (double)total_ids / ingest_ids);
+	printf("profile_event_ruletags_rate %.0f events/s\n", (double)total_tags / ingest_tags);
 	printf("profile_rfm_refresh_s %.3f s\n", refresh);
 	printf("profile_get_median_us %.2f us\n", lat[SAMPLES / 2] * 1e6);
 	printf("profile_get_p99_us %.2f us\n", lat[SAMPLES * 99 / 100] * 1e6);
 	printf("profile_peak_rss_mib %.1f MiB\n", (double)ru.ru_maxrss / 1024.0);
 	printf("profile_setup_customers_s %.3f s\n", setup);
 	printf("profile_customers %ld count\n", customers);
-	printf("profile_events %ld count\n", total + total_ids);
+	printf("profile_events %ld count\n", total + total_ids + total_tags);
 	printf("profile_refresh_summary %s\n", summary);
 	bench_ref_print();
 	scrm_free(summary);

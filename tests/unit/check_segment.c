@@ -717,6 +717,57 @@ START_TEST(test_rule_tag_refresh_reordered)
 }
 END_TEST
 
+static int has_tag(scrm_db *db, int64_t c, const char *tag)
+{
+	int has = -1;
+	tu_assert_ok(db, scrm_tag_has(db, c, tag, &has));
+	return has;
+}
+
+/* A rule tag over the lifecycle, kept current on each event inside one
+ * batch while the thresholds change in it: the engines keep the profile
+ * configuration for the rest of a write transaction, and must drop it when
+ * it is set, and when a savepoint that set it is rolled back. */
+START_TEST(test_rule_tag_config_in_batch)
+{
+	scrm_db *db = open_db("config.db");
+	int64_t c = customer(db, "C1");
+	event(db, "order", c, T0, 1000, NULL, "o1");
+	tu_assert_ok(db, scrm_tags_define(db, "{\"name\":\"fresh\",\"expr\":\"profile.lifecycle == 'new'\"}"));
+	clk.now = T0 + 10 * DAY;
+	tu_assert_ok(db, scrm_db_begin(db));
+	event(db, "view", c, T0 + 10 * DAY, 0, NULL, "v1");
+	ck_assert_int_eq(has_tag(db, c, "fresh"), 1); /* 10 days < new_days 30 */
+	tu_assert_ok(db, scrm_profile_config_set(db, "{\"lifecycle\":{\"new_days\":5}}"));
+	event(db, "view", c, T0 + 10 * DAY, 0, NULL, "v2");
+	ck_assert_int_eq(has_tag(db, c, "fresh"), 0);
+	tu_assert_ok(db, scrm_db_begin(db));
+	tu_assert_ok(db, scrm_profile_config_set(db, "{\"lifecycle\":{\"new_days\":20}}"));
+	event(db, "view", c, T0 + 10 * DAY, 0, NULL, "v3");
+	ck_assert_int_eq(has_tag(db, c, "fresh"), 1);
+	tu_assert_ok(db, scrm_db_rollback(db)); /* new_days is 5 again */
+	ck_assert_int_eq(has_tag(db, c, "fresh"), 0);
+	event(db, "view", c, T0 + 10 * DAY, 0, NULL, "v4");
+	ck_assert_int_eq(has_tag(db, c, "fresh"), 0);
+	char *json = NULL;
+	tu_assert_ok(db, scrm_profile_json(db, c, 0, &json));
+	tu_assert_contains(json, "\"lifecycle\":\"active\"");
+	scrm_free(json);
+	tu_assert_ok(db, scrm_db_commit(db));
+	/* Another handle changes the thresholds; this one's next batch sees it. */
+	scrm_db *other = tu_open(tu_path("config.db"), 0);
+	tu_assert_ok(other, scrm_profile_config_set(other, "{\"lifecycle\":{\"new_days\":25}}"));
+	scrm_db_close(other);
+	tu_assert_ok(db, scrm_db_begin(db));
+	event(db, "view", c, T0 + 10 * DAY, 0, NULL, "v5");
+	ck_assert_int_eq(has_tag(db, c, "fresh"), 1);
+	tu_assert_ok(db, scrm_db_commit(db));
+	/* Every change went to the history, with the tag's source. */
+	ck_assert_int_eq(tu_sql_int(db, "SELECT count(*) FROM tag_history WHERE rule = 'tag:fresh'"), 3);
+	scrm_db_close(db);
+}
+END_TEST
+
 static Suite *segment_suite(void)
 {
 	Suite *s = suite_create("segment");
@@ -730,6 +781,7 @@ static Suite *segment_suite(void)
 	tcase_add_test(tc, test_rule_tag_history_implicit);
 	tcase_add_test(tc, test_rule_tag_refresh_alloc_fail);
 	tcase_add_test(tc, test_rule_tag_refresh_reordered);
+	tcase_add_test(tc, test_rule_tag_config_in_batch);
 	suite_add_tcase(s, tc);
 	return s;
 }
