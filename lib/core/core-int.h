@@ -242,7 +242,9 @@ typedef enum scrm_note_kind {
 	SCRM_NOTE_MERGE = 1, /* root `absorbed` merged into root `survivor` */
 	SCRM_NOTE_UNMERGE,   /* `absorbed` split off root `survivor` again */
 	SCRM_NOTE_EVENT,     /* an event was stored (not for duplicates) */
-	SCRM_NOTE_ATTR       /* attributes of root `survivor` were set or unset */
+	SCRM_NOTE_ATTR,      /* attributes of root `survivor` were set or unset */
+	SCRM_NOTE_EVENTS     /* events of root `survivor` were stored together, no
+			      * listener wanting each (see scrm__notify_wanted) */
 } scrm_note_kind;
 
 struct scrm_event;
@@ -265,14 +267,25 @@ int scrm__notify(scrm_db *db, const scrm_note *note);
 int scrm__profile_on_note(scrm_db *db, const scrm_note *note);
 int scrm__rules_on_note(scrm_db *db, const scrm_note *note);
 
-/* Whether any listener needs to see an event note (kind, survivor and the
- * event's type are read; the event may not be stored yet). Where none
- * does, the profile engine may record events without notifying, several
- * per statement. Any other kind of note is always wanted. */
-int scrm__notify_wanted(scrm_db *db, const scrm_note *note, bool *wanted);
+/* How much the listeners need to see of an event (kind, survivor and the
+ * event's type are read; the event may not be stored yet), the most any
+ * of them needs:
+ *   SCRM_WANT_NONE      nothing: the profile engine may record such events
+ *                       several per statement without notifying;
+ *   SCRM_WANT_CUSTOMER  only the customer's state after its events: it may
+ *                       record several customers' events per statement and
+ *                       then send one SCRM_NOTE_EVENTS per customer, in the
+ *                       order they came — as long as no customer has two
+ *                       events among them (the state between the two would
+ *                       be skipped);
+ *   SCRM_WANT_EACH      an SCRM_NOTE_EVENT per event, as it is stored.
+ * Any other kind of note is always wanted. */
+typedef enum scrm_want { SCRM_WANT_NONE = 0, SCRM_WANT_CUSTOMER, SCRM_WANT_EACH } scrm_want;
+int scrm__notify_wanted(scrm_db *db, const scrm_note *note, scrm_want *want);
 
-/* The rule engine's answer: an event is wanted when rule tags exist or an
- * active rule is triggered, started or cancelled by its type. */
-int scrm__rules_note_wanted(scrm_db *db, const scrm_note *note, bool *wanted);
+/* The rule engine's answer: each event when an active rule is triggered,
+ * started or cancelled by its type; else the customer when rule tags exist
+ * (they read the profile, not the event). */
+int scrm__rules_note_wanted(scrm_db *db, const scrm_note *note, scrm_want *want);
 
 #endif /* SCRM_CORE_INT_H */

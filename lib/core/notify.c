@@ -22,7 +22,7 @@ int scrm__notify(scrm_db *db, const scrm_note *note)
 	return SCRM_OK;
 }
 
-typedef int (*scrm_interest)(scrm_db *db, const scrm_note *note, bool *wanted);
+typedef int (*scrm_interest)(scrm_db *db, const scrm_note *note, scrm_want *want);
 
 /* Whether each listener needs a note; in the order of `listeners`. NULL:
  * the listener needs none of the notes this is asked about (events). */
@@ -34,19 +34,22 @@ static const scrm_interest interests[] = {
 _Static_assert(sizeof interests / sizeof interests[0] == sizeof listeners / sizeof listeners[0],
 	       "one interest per listener");
 
-int scrm__notify_wanted(scrm_db *db, const scrm_note *note, bool *wanted)
+int scrm__notify_wanted(scrm_db *db, const scrm_note *note, scrm_want *want)
 {
-	*wanted = false;
+	*want = SCRM_WANT_NONE;
 	if (note->kind != SCRM_NOTE_EVENT) {
-		*wanted = true;
+		*want = SCRM_WANT_EACH;
 		return SCRM_OK;
 	}
-	for (size_t i = 0; i < sizeof interests / sizeof interests[0] && !*wanted; i++) {
+	for (size_t i = 0; i < sizeof interests / sizeof interests[0] && *want != SCRM_WANT_EACH; i++) {
 		if (!interests[i])
 			continue;
-		int rc = interests[i](db, note, wanted);
+		scrm_want w = SCRM_WANT_NONE;
+		int rc = interests[i](db, note, &w);
 		if (rc)
 			return rc;
+		if (w > *want)
+			*want = w;
 	}
 	return SCRM_OK;
 }

@@ -4,10 +4,14 @@
  * at a time.
  *
  * An event named by customer id, not a refund, that no other engine needs
- * to be told about (no rule tag, no rule on its type: see
+ * to be told about one at a time (no rule on its type: see
  * scrm__notify_wanted) is "plain". Runs of up to CHUNK plain events are
  * stored by one INSERT of many rows, and their figures are summed here and
- * written by one statement per customer (pf__figures_add_rows). The result
+ * written by one statement per customer (pf__figures_add_rows). When an
+ * engine wants to know the customers whose events changed (rule tags), it
+ * is told once per customer of the run (SCRM_NOTE_EVENTS), after the run,
+ * and a run then holds at most one event per customer: told after each of
+ * them, it would have seen the same customers in the same states. The result
  * is the same as storing them one by one in the same order (ids, which of
  * two same-key events is kept, every figure; tests/unit checks it table
  * by table): SQLite gives a new row the largest rowid plus one,
@@ -68,6 +72,8 @@ typedef struct batch {
 	size_t n;
 	size_t idx[CHUNK];   /* index in evs */
 	int64_t root[CHUNK]; /* canonical customer */
+	bool tell[CHUNK];    /* its customer is noted after the run (SCRM_WANT_CUSTOMER) */
+	bool telling;        /* some event of the run is */
 	int res[CHUNK];      /* once stored: SCRM_OK or SCRM_DUPLICATE */
 	int64_t cust[CHUNK], id[CHUNK];
 } batch;
@@ -107,9 +113,10 @@ static int one(batch *b, size_t i)
 	return SCRM_OK;
 }
 
-/* Is evs[i] plain? *root: its canonical customer then. A refusal of its
- * content is not an error here: the event goes alone and is refused there. */
-static int plain(batch *b, size_t i, bool *is, int64_t *root)
+/* Is evs[i] plain? *root: its canonical customer then; *tell: whether
+ * the customer is to be noted after the run. A refusal of its content is
+ * not an error here: the event goes alone and is refused there. */
+static int plain(batch *b, size_t i, bool *is, int64_t *root, bool *tell)
 {
 	scrm_db *db = b->db;
 	const scrm_event *ev = &b->evs[i];
@@ -117,11 +124,13 @@ static int plain(batch *b, size_t i, bool *is, int64_t *root)
 	if (ev->version != SCRM_EVENT_VERSION || ev->customer <= 0 || ev->n_ids || !ev->type ||
 	    !ev->key || !ev->channel || strcmp(ev->type, "refund") == 0)
 		return SCRM_OK;
-	bool hashed, wanted;
+	bool hashed;
+	scrm_want want;
 	const scrm_note probe = {SCRM_NOTE_EVENT, 0, ev->customer, 0, ev};
 	int rc = pf__erased_keys(db, &hashed);
-	if (rc || hashed || (rc = scrm__notify_wanted(db, &probe, &wanted)) || wanted)
+	if (rc || hashed || (rc = scrm__notify_wanted(db, &probe, &want)) || want == SCRM_WANT_EACH)
 		return rc;
+	*tell = want == SCRM_WANT_CUSTOMER;
 	if ((rc = pf__event_validate(db, ev, b->json_checked)) ||
 	    (rc = pf__live_customer(db, ev->customer, root)))
 		return pf__content_refusal(rc) ? SCRM_OK : rc;
@@ -305,8 +314,9 @@ static int flush(batch *b)
 	if (!rc && last > INT64_MAX - CHUNK) {
 		/* SQLite picks ids at random past the largest: not in order. */
 		b->n = 0;
+		b->telling = false;
 		for (size_t j = 0; j < n && !rc; j++)
-			rc = one(b, b->idx[j]);
+			rc = one(b, b->idx[j]); /* noted as it is stored */
 		return rc;
 	}
 	if (!rc)
@@ -316,7 +326,16 @@ static int flush(batch *b)
 		if (!(rc = pf__figures_add_rows(db, fig, nf)))
 			rc = pf__money_add_rows(db, money, nm);
 	}
+	/* The customers whose events were stored (not duplicates), each once:
+	 * add_batch cut the run before a second event of one of them. */
+	for (size_t j = 0; j < n && !rc && b->telling; j++) {
+		if (!b->tell[j] || b->res[j] != SCRM_OK)
+			continue;
+		const scrm_note note = {SCRM_NOTE_EVENTS, 0, b->root[j], 0, NULL};
+		rc = scrm__notify(db, &note);
+	}
 	b->n = 0;
+	b->telling = false;
 	if (rc) {
 		b->failed_at = b->idx[0];
 		b->failed_run = n;
@@ -328,6 +347,16 @@ static int flush(batch *b)
 }
 
 /* ------------------------------------------------------------ the batch */
+
+/* Has the run an event of customer root? In customer order, that is the
+ * last one. */
+static bool in_run(const batch *b, int64_t root)
+{
+	for (size_t j = b->n; j-- > 0;)
+		if (b->root[j] == root)
+			return true;
+	return false;
+}
 
 static int add_batch(batch *b, size_t n, unsigned flags)
 {
@@ -353,15 +382,19 @@ static int add_batch(batch *b, size_t n, unsigned flags)
 	int rc = SCRM_OK;
 	for (size_t k = 0; k < n && !rc; k++) {
 		size_t i = order ? order[k].i : k;
-		bool is;
+		bool is, tell = false;
 		int64_t root = 0;
-		if ((rc = plain(b, i, &is, &root))) {
+		if ((rc = plain(b, i, &is, &root, &tell))) {
 			b->failed_at = i;
 			b->failed_run = 0;
 			break;
 		}
+		if (is && (tell || b->telling) && in_run(b, root) && (rc = flush(b)))
+			break;
 		if (is) {
 			b->idx[b->n] = i;
+			b->tell[b->n] = tell;
+			b->telling |= tell;
 			b->root[b->n++] = root;
 			if (b->n == CHUNK)
 				rc = flush(b);

@@ -350,6 +350,11 @@ void ru__trace_drop(ru_ctx *c);
 /* tags.c: add/remove on behalf of a rule or an actor (canonical customer). */
 int ru__tag_change(scrm_db *db, int64_t customer, const char *tag, bool add, int64_t at,
 		   const char *rule_id, int64_t version, const char *actor, bool *changed);
+/* A change the caller has checked: tag (by id) exists, is in no exclusive
+ * group, and the customer does not hold it (add) or the caller does not
+ * care whether it does (remove). Rule tags (ruletag.c) use it. */
+int ru__tag_set_known(scrm_db *db, int64_t customer, int64_t tag, bool add, int64_t at,
+		      const char *rule_id, int64_t version);
 int ru__tag_has(scrm_db *db, int64_t customer, const char *tag, size_t n, int *has);
 int ru__tag_exists(scrm_db *db, const char *tag, bool *exists);
 int ru__tags_merge(scrm_db *db, int64_t survivor, int64_t absorbed, int64_t log_id, int64_t now);

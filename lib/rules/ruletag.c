@@ -186,8 +186,9 @@ int ru__ruletag_define(scrm_db *db, const char *name, const char *expr, int64_t 
 /* ------------------------------------------------------------ one customer */
 
 /* Most events change no rule tag: whether the customer holds it is read
- * by id first, and only a difference goes through ru__tag_change() (which
- * looks the tag up by name and records the change). */
+ * by id first, and only a difference is written, with its history. A rule
+ * tag is never in an exclusive group (ru__ruletag_define refuses it), so
+ * nothing else of the customer's changes. */
 static int set_one(scrm_db *db, const ru_rtag *t, int64_t customer, bool holds, int64_t now)
 {
 	sqlite3_stmt *st = scrm__stmt(db, "SELECT 1 FROM customer_tag WHERE customer = ?1 AND tag = ?2");
@@ -201,9 +202,7 @@ static int set_one(scrm_db *db, const ru_rtag *t, int64_t customer, bool holds, 
 		return scrm__sqlerr(db, s, "reading tags");
 	if ((s == SQLITE_ROW) == holds)
 		return SCRM_OK;
-	bool changed;
-	return ru__tag_change(db, customer, t->name, holds, now, t->source, t->version, NULL,
-			      &changed);
+	return ru__tag_set_known(db, customer, t->id, holds, now, t->source, t->version);
 }
 
 int ru__ruletags_any(scrm_db *db, ru_state *s, bool *any)

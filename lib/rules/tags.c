@@ -160,6 +160,43 @@ static int clear_group(scrm_db *db, int64_t customer, const tag_info *t, int64_t
 	}
 }
 
+/* The customer holds tag from now on: its row and its history. */
+static int give(scrm_db *db, int64_t customer, int64_t tag, int64_t at, const char *rule_id,
+		int64_t version, const char *actor)
+{
+	sqlite3_stmt *st = scrm__stmt(
+		db, "INSERT INTO customer_tag(customer, tag, origin, at, rule, rule_version, actor) "
+		    "VALUES (?1, ?2, ?1, ?3, ?4, ?5, ?6)");
+	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_int64(st, 1, customer);
+	sqlite3_bind_int64(st, 2, tag);
+	sqlite3_bind_int64(st, 3, at);
+	if (rule_id) {
+		sqlite3_bind_text(st, 4, rule_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, version);
+	}
+	if (actor)
+		sqlite3_bind_text(st, 6, actor, -1, SQLITE_STATIC);
+	int rc = scrm__step_done(db, st, "adding a tag");
+	if (rc)
+		return rc;
+	ru_state *rs = scrm__engine_get(db, SCRM_ENGINE_RULES);
+	if (rs)
+		rs->tag_changes++;
+	return history(db, customer, tag, true, at, rule_id, version, actor, NULL);
+}
+
+/* The customer no longer holds tag (if it did): *changed says whether. */
+static int take(scrm_db *db, int64_t customer, int64_t tag, int64_t at, const char *rule_id,
+		int64_t version, const char *actor, bool *changed)
+{
+	int rc = untag(db, customer, tag, changed);
+	if (rc || !*changed)
+		return rc;
+	return history(db, customer, tag, false, at, rule_id, version, actor, NULL);
+}
+
 int ru__tag_change(scrm_db *db, int64_t customer, const char *tag, bool add, int64_t at,
 		   const char *rule_id, int64_t version, const char *actor, bool *changed)
 {
@@ -179,37 +216,23 @@ int ru__tag_change(scrm_db *db, int64_t customer, const char *tag, bool add, int
 				   "tag '%.*s' is a rule tag: it follows its expression "
 				   "(scrm_tags_refresh), not %s",
 				   scrm__utf8_clip(tag, TAG_MAX), tag, rule_id ? "rule actions" : "actors");
-	if (!add) {
-		if ((rc = untag(db, customer, t.id, changed)) || !*changed)
-			return rc;
-		return history(db, customer, t.id, false, at, rule_id, version, actor, NULL);
-	}
+	if (!add)
+		return take(db, customer, t.id, at, rule_id, version, actor, changed);
 	int has = 0;
 	if ((rc = ru__tag_has(db, customer, tag, strlen(tag), &has)) || has)
 		return rc;
 	if (t.exclusive && (rc = clear_group(db, customer, &t, at, rule_id, version, actor)))
 		return rc;
-	sqlite3_stmt *st = scrm__stmt(
-		db, "INSERT INTO customer_tag(customer, tag, origin, at, rule, rule_version, actor) "
-		    "VALUES (?1, ?2, ?1, ?3, ?4, ?5, ?6)");
-	if (!st)
-		return scrm_errcode(db);
-	sqlite3_bind_int64(st, 1, customer);
-	sqlite3_bind_int64(st, 2, t.id);
-	sqlite3_bind_int64(st, 3, at);
-	if (rule_id) {
-		sqlite3_bind_text(st, 4, rule_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 5, version);
-	}
-	if (actor)
-		sqlite3_bind_text(st, 6, actor, -1, SQLITE_STATIC);
-	if ((rc = scrm__step_done(db, st, "adding a tag")))
-		return rc;
 	*changed = true;
-	ru_state *rs;
-	if (ru__state_raw(db, &rs) == SCRM_OK)
-		rs->tag_changes++;
-	return history(db, customer, t.id, true, at, rule_id, version, actor, NULL);
+	return give(db, customer, t.id, at, rule_id, version, actor);
+}
+
+int ru__tag_set_known(scrm_db *db, int64_t customer, int64_t tag, bool add, int64_t at,
+		      const char *rule_id, int64_t version)
+{
+	bool changed;
+	return add ? give(db, customer, tag, at, rule_id, version, NULL)
+		   : take(db, customer, tag, at, rule_id, version, NULL, &changed);
 }
 
 /* Merge: the absorbed side's tags join the survivor's, except where the

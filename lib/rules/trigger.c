@@ -420,9 +420,9 @@ static int on_unmerge(scrm_db *db, const scrm_note *note)
 	return rc;
 }
 
-int scrm__rules_note_wanted(scrm_db *db, const scrm_note *note, bool *wanted)
+int scrm__rules_note_wanted(scrm_db *db, const scrm_note *note, scrm_want *want)
 {
-	*wanted = true;
+	*want = SCRM_WANT_EACH;
 	if (note->kind != SCRM_NOTE_EVENT || !note->event)
 		return SCRM_OK;
 	ru_state *s;
@@ -430,7 +430,8 @@ int scrm__rules_note_wanted(scrm_db *db, const scrm_note *note, bool *wanted)
 	int rc = ru__state(db, &s);
 	if (rc || (rc = ru__ruletags_any(db, s, &tags)))
 		return rc;
-	*wanted = tags || ru__bucket(s, note->event->type) != NULL;
+	if (ru__bucket(s, note->event->type) == NULL)
+		*want = tags ? SCRM_WANT_CUSTOMER : SCRM_WANT_NONE;
 	return SCRM_OK;
 }
 
@@ -438,7 +439,8 @@ int scrm__rules_on_note(scrm_db *db, const scrm_note *note)
 {
 	switch (note->kind) {
 	case SCRM_NOTE_EVENT: return on_event_all(db, note);
-	case SCRM_NOTE_ATTR: return ru__ruletags_customer(db, note->survivor, scrm__now(db));
+	case SCRM_NOTE_ATTR: /* fall through: both change only the profile */
+	case SCRM_NOTE_EVENTS: return ru__ruletags_customer(db, note->survivor, scrm__now(db));
 	case SCRM_NOTE_MERGE: {
 		int rc = on_merge(db, note);
 		return rc ? rc : ru__ruletags_customer(db, note->survivor, scrm__now(db));
