@@ -3,7 +3,10 @@
  * the public API only. The import stores its lines in batches, runs of
  * plain events sharing statements; it must come out as the same lines
  * added one by one. Every input starts from two fresh in-memory databases
- * with the same three customers (one with a member card) and clock:
+ * with the same three customers (one with a member card) and clock, and,
+ * for inputs of odd length, two rule tags (one flips on every event: the
+ * import evaluates them once per customer of a run, which must come out as
+ * after each event):
  *
  * - A imports the input in one call;
  * - B adds each non-blank line alone with scrm_profile_event_add_json(),
@@ -35,6 +38,7 @@
 #include "fuzz_tables.h"
 #include "scrm/identity.h"
 #include "scrm/profile.h"
+#include "scrm/rules.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -57,7 +61,7 @@ static int64_t clock_fn(void *ud)
 	return T0;
 }
 
-static scrm_db *fresh(void)
+static scrm_db *fresh(bool tags)
 {
 	scrm_db *db = NULL;
 	scrm_db_options *o = NULL;
@@ -74,6 +78,12 @@ static scrm_db *fresh(void)
 		CHECK(scrm_identity_observe(db, "seed", T0 - 1000, &kind, &cards[i], 1, &c, NULL) ==
 		      SCRM_OK);
 		CHECK(c == i + 1);
+	}
+	if (tags) {
+		CHECK(scrm_tags_define(db, "{\"name\":\"odd\",\"expr\":"
+					   "\"profile.figures.events % 2 == 1\"}") == SCRM_OK);
+		CHECK(scrm_tags_define(db, "{\"name\":\"buyer\",\"expr\":"
+					   "\"profile.figures.orders >= 1\"}") == SCRM_OK);
 	}
 	return db;
 }
@@ -166,7 +176,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < size; i++)
 		if (data[i] == '\n' && ++nl >= LINES_MAX - 1)
 			return 0;
-	scrm_db *a = fresh(), *b = fresh();
+	bool tags = size % 2 == 1;
+	scrm_db *a = fresh(tags), *b = fresh(tags);
 	static line_out want[LINES_MAX];
 	bool failed;
 	size_t n = one_by_one(b, text, size, want, &failed);
