@@ -283,6 +283,12 @@ int scrm__rules_on_note(scrm_db *db, const scrm_note *note);
 typedef enum scrm_want { SCRM_WANT_NONE = 0, SCRM_WANT_CUSTOMER, SCRM_WANT_EACH } scrm_want;
 int scrm__notify_wanted(scrm_db *db, const scrm_note *note, scrm_want *want);
 
+/* The profile engine's lifecycle thresholds (new, active, at-risk,
+ * dormant) in ms, for the rule engine's SQL plans of profile.lifecycle:
+ * kept for the rest of a write transaction like the rest of the profile
+ * configuration (pf__config_get). */
+int scrm__profile_lifecycle_ms(scrm_db *db, int64_t ms[4]);
+
 /* The rule engine's answer: each event when an active rule is triggered,
  * started or cancelled by its type; else the customer when rule tags exist
  * (they read the profile, not the event). */

@@ -62,6 +62,19 @@ int pf__config_get(scrm_db *db, pf_config *cfg)
 	return SCRM_OK;
 }
 
+int scrm__profile_lifecycle_ms(scrm_db *db, int64_t ms[4])
+{
+	pf_config c;
+	int rc = pf__config_get(db, &c);
+	if (rc)
+		return rc;
+	ms[0] = c.new_days * PF_DAY_MS;
+	ms[1] = c.active_days * PF_DAY_MS;
+	ms[2] = c.at_risk_days * PF_DAY_MS;
+	ms[3] = c.dormant_days * PF_DAY_MS;
+	return SCRM_OK;
+}
+
 const char *pf__lifecycle(const pf_config *c, int64_t now, bool has_order, int64_t first_order,
 			  int64_t last_order, int64_t first_seen)
 {

@@ -186,10 +186,6 @@ typedef struct ru_state {
 	bool rtags_loaded;
 	bool rtags_module; /* scrm_tagdiff registered on the connection */
 	uint64_t tag_changes; /* counts tags given or taken (ru__tag_change) */
-	/* The profile's lifecycle thresholds in ms, as read in write
-	 * transaction thr_tx at settings generation thr_gen (segment.c) */
-	int64_t thr_ms[4];
-	uint64_t thr_tx, thr_gen;
 	/* outbox delivery callback (scrm_outbox_set_handler) */
 	ru_deliver_fn deliver;
 	void *deliver_ud;
@@ -356,6 +352,7 @@ int ru__tag_change(scrm_db *db, int64_t customer, const char *tag, bool add, int
 int ru__tag_set_known(scrm_db *db, int64_t customer, int64_t tag, bool add, int64_t at,
 		      const char *rule_id, int64_t version);
 int ru__tag_has(scrm_db *db, int64_t customer, const char *tag, size_t n, int *has);
+int ru__tag_held(scrm_db *db, int64_t customer, int64_t tag, bool *held); /* tag by id */
 int ru__tag_exists(scrm_db *db, const char *tag, bool *exists);
 int ru__tags_merge(scrm_db *db, int64_t survivor, int64_t absorbed, int64_t log_id, int64_t now);
 int ru__tags_unmerge(scrm_db *db, int64_t old_root, int64_t new_root);

@@ -191,17 +191,10 @@ int ru__ruletag_define(scrm_db *db, const char *name, const char *expr, int64_t 
  * nothing else of the customer's changes. */
 static int set_one(scrm_db *db, const ru_rtag *t, int64_t customer, bool holds, int64_t now)
 {
-	sqlite3_stmt *st = scrm__stmt(db, "SELECT 1 FROM customer_tag WHERE customer = ?1 AND tag = ?2");
-	if (!st)
-		return scrm_errcode(db);
-	sqlite3_bind_int64(st, 1, customer);
-	sqlite3_bind_int64(st, 2, t->id);
-	int s = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (s != SQLITE_ROW && s != SQLITE_DONE)
-		return scrm__sqlerr(db, s, "reading tags");
-	if ((s == SQLITE_ROW) == holds)
-		return SCRM_OK;
+	bool held = false;
+	int rc = ru__tag_held(db, customer, t->id, &held);
+	if (rc || held == holds)
+		return rc;
 	return ru__tag_set_known(db, customer, t->id, holds, now, t->source, t->version);
 }
 

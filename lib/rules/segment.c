@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "segment-int.h"
 
 /* ------------------------------------------------------------ compile */
@@ -138,48 +136,10 @@ static int prepare(scrm_db *db, ru_seg *g, int which, sqlite3_stmt **st)
 	return rc;
 }
 
-/* Lifecycle thresholds in ms, from the profile configuration. Kept for
- * the rest of a write transaction unless the settings change: a rule tag
- * over the figures asks on every event, and reading the configuration as
- * JSON cost more than the tag's own query. */
-static int thresholds(scrm_db *db, int64_t ms[4])
-{
-	ru_state *s = scrm__engine_get(db, SCRM_ENGINE_RULES); /* no state: nothing kept */
-	uint64_t serial = scrm__tx_serial(db);
-	bool keep = s && serial && scrm__tx_in_write(db);
-	if (keep && s->thr_tx == serial && s->thr_gen == scrm__config_gen(db)) {
-		memcpy(ms, s->thr_ms, sizeof s->thr_ms);
-		return SCRM_OK;
-	}
-	char *json = NULL;
-	int rc = scrm_profile_config_json(db, &json);
-	if (rc)
-		return rc;
-	cJSON *j = cJSON_Parse(json);
-	scrm__free(json);
-	const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, "lifecycle");
-	static const char *const names[] = {"new_days", "active_days", "at_risk_days", "dormant_days"};
-	for (int i = 0; i < 4; i++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(l, names[i]);
-		if (!cJSON_IsNumber(v)) {
-			cJSON_Delete(j);
-			return scrm__error(db, j ? SCRM_ERROR : SCRM_NOMEM, "reading the lifecycle thresholds");
-		}
-		ms[i] = (int64_t)v->valuedouble * RU_DAY_MS;
-	}
-	cJSON_Delete(j);
-	if (keep) {
-		memcpy(s->thr_ms, ms, sizeof s->thr_ms);
-		s->thr_tx = serial;
-		s->thr_gen = scrm__config_gen(db);
-	}
-	return SCRM_OK;
-}
-
 static int bind(scrm_db *db, ru_seg *g, sqlite3_stmt *st, int64_t now)
 {
 	int64_t ms[4] = {0, 0, 0, 0};
-	int rc = g->fig ? thresholds(db, ms) : SCRM_OK;
+	int rc = g->fig ? scrm__profile_lifecycle_ms(db, ms) : SCRM_OK;
 	if (rc)
 		return rc;
 	sqlite3_bind_int64(st, 1, now);

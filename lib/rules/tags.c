@@ -84,6 +84,19 @@ int ru__tag_has(scrm_db *db, int64_t customer, const char *tag, size_t n, int *h
 	return s == SQLITE_ROW || s == SQLITE_DONE ? SCRM_OK : scrm__sqlerr(db, s, "reading tags");
 }
 
+int ru__tag_held(scrm_db *db, int64_t customer, int64_t tag, bool *held)
+{
+	sqlite3_stmt *st = scrm__stmt(db, "SELECT 1 FROM customer_tag WHERE customer = ?1 AND tag = ?2");
+	if (!st)
+		return scrm_errcode(db);
+	sqlite3_bind_int64(st, 1, customer);
+	sqlite3_bind_int64(st, 2, tag);
+	int s = sqlite3_step(st);
+	*held = s == SQLITE_ROW;
+	sqlite3_reset(st);
+	return s == SQLITE_ROW || s == SQLITE_DONE ? SCRM_OK : scrm__sqlerr(db, s, "reading tags");
+}
+
 static int history(scrm_db *db, int64_t customer, int64_t tag, bool add, int64_t at,
 		   const char *rule_id, int64_t version, const char *actor, const char *reason)
 {
@@ -218,8 +231,8 @@ int ru__tag_change(scrm_db *db, int64_t customer, const char *tag, bool add, int
 				   scrm__utf8_clip(tag, TAG_MAX), tag, rule_id ? "rule actions" : "actors");
 	if (!add)
 		return take(db, customer, t.id, at, rule_id, version, actor, changed);
-	int has = 0;
-	if ((rc = ru__tag_has(db, customer, tag, strlen(tag), &has)) || has)
+	bool held = false;
+	if ((rc = ru__tag_held(db, customer, t.id, &held)) || held)
 		return rc;
 	if (t.exclusive && (rc = clear_group(db, customer, &t, at, rule_id, version, actor)))
 		return rc;
